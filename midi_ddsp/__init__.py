@@ -1,0 +1,1 @@
+"""midi-ddsp: MIDI to instrument audio with note-level expression control."""
