@@ -141,7 +141,10 @@ def vibrato_depth(deviation, starts, ends, frame_rate: float = 250.0, band_hz=VI
     use = np.minimum(length, max_len)
     first = starts + (length - use) // 2  # central part of long notes
     out = np.zeros(len(starts))
-    if len(starts) == 0 or use.max() <= 0:
+    eligible = np.flatnonzero(length > VIBRATO_MIN_FRAMES)  # shorter notes have no vibrato: skip their FFT
+    if eligible.size < len(starts):
+        if eligible.size:
+            out[eligible] = vibrato_depth(deviation, starts[eligible], ends[eligible], frame_rate, band_hz, chunk)
         return out
     n_fft = max(4096, 1 << int(np.ceil(np.log2(4 * use.max()))))
     freqs = np.fft.rfftfreq(n_fft, 1.0 / frame_rate)
