@@ -1,0 +1,107 @@
+"""The ``midi-ddsp`` command. Thin: parses arguments, calls the Python API, reports errors in one line.
+
+Every user mistake (missing or bad file, unknown instrument, unwritable output, bad config) prints one line
+on stderr and exits with code 2; outputs are written to a temporary file and renamed only on success.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+from .errors import MidiDDSPError
+
+EXIT_USER_ERROR = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="midi-ddsp",
+        description="Render MIDI files as realistic instrument audio with note-level expression control.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    r = sub.add_parser("render", help="render a MIDI file to audio",
+                       description="Render every voice of a MIDI file (GM program -> instrument) and mix them.")
+    r.add_argument("midi", type=Path, help="input MIDI file (.mid)")
+    r.add_argument("-o", "--output", type=Path, required=True, help="output WAV file of the mix")
+    r.add_argument("--instrument", help="render every voice with this instrument (see `midi-ddsp instruments`)")
+    r.add_argument("--stems", type=Path, metavar="DIR", help="also write one WAV per voice into DIR")
+    r.add_argument("--pitch-offset", type=int, default=0, metavar="N", help="transpose by N semitones")
+    r.add_argument("--speed", type=float, default=1.0, metavar="X", help="tempo factor; 2 plays twice as fast")
+    r.add_argument("--temperature", type=float, default=1.0, metavar="T",
+                   help="sampling temperature of the expression and pitch models; 0 = most likely performance")
+    r.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (same seed, same audio)")
+    r.add_argument("--performance", type=Path, metavar="FILE",
+                   help="use this performance (CSV or JSON from --export-performance, possibly edited) "
+                        "instead of the MIDI file's notes and the expression model")
+    r.add_argument("--export-performance", type=Path, metavar="FILE",
+                   help="write the performance (notes + six controls per note) as CSV or JSON (by extension)")
+    r.add_argument("--dry", action="store_true", help="no reverb (the dry synthesizer output)")
+    r.add_argument("--sample-rate", type=int, default=None, metavar="SR",
+                   help="output sample rate in Hz (the model runs at 16000; other rates are resampled)")
+    r.add_argument("--checkpoint", type=Path, default=None, metavar="DIR",
+                   help="model folder (default: the shipped checkpoints/)")
+
+    t = sub.add_parser("transfer", help="timbre transfer of a monophonic recording",
+                       description="Re-synthesize a monophonic recording's pitch and loudness as another instrument.")
+    t.add_argument("audio", type=Path, help="input audio file (WAV, FLAC, OGG; any sample rate)")
+    t.add_argument("-o", "--output", type=Path, required=True, help="output WAV file")
+    t.add_argument("--instrument", required=True, help="target instrument (see `midi-ddsp instruments`)")
+    t.add_argument("--octave-shift", type=int, default=0, metavar="N", help="shift the pitch by N octaves")
+    t.add_argument("--auto-octave", action="store_true",
+                   help="shift by whole octaves towards the instrument's usual range")
+    t.add_argument("--loudness-shift", type=float, default=0.0, metavar="DB", help="adjust loudness by DB decibels")
+    t.add_argument("--dry", action="store_true", help="no reverb")
+    t.add_argument("--sample-rate", type=int, default=None, metavar="SR", help="output sample rate in Hz")
+    t.add_argument("--seed", type=int, default=0, metavar="S", help="random seed of the noise source")
+    t.add_argument("--checkpoint", type=Path, default=None, metavar="DIR", help="model folder")
+
+    i = sub.add_parser("instruments", help="list the instruments of the loaded model with their ranges")
+    i.add_argument("--checkpoint", type=Path, default=None, metavar="DIR", help="model folder")
+
+    tr = sub.add_parser("train", help="train one stage (Hydra overrides, e.g. stage=analysis trainer=gpu)",
+                        description="Train one stage from conf/train.yaml. Arguments are Hydra overrides.")
+    tr.add_argument("overrides", nargs="*", help="key=value overrides, e.g. stage=generator trainer.devices=2")
+    tr.add_argument("--config-dir", type=Path, default=None, help="config folder (default: the repository's conf/)")
+
+    d = sub.add_parser("data", help="build a training corpus, cache features, dump training targets, report",
+                       add_help=False)
+    d.add_argument("args", nargs=argparse.REMAINDER)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = _parser().parse_args(argv)
+    warnings.simplefilter("default")
+    try:
+        return _dispatch(args)
+    except MidiDDSPError as e:
+        print(f"midi-ddsp: error: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("midi-ddsp: interrupted", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args) -> int:
+    if args.command == "data":
+        from .data.cli import main as data_main
+
+        return data_main(args.args)
+    if args.command == "train":
+        from .training.config import load_config
+        from .training.runner import run
+
+        cfg = load_config(args.overrides, args.config_dir)
+        path = run(cfg)
+        print(f"weights: {path}")
+        return 0
+    from . import commands
+
+    return getattr(commands, args.command)(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""Frame-level DDSP synthesis parameters, the typed hand-off between models and the synthesizer."""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class SynthParams:
+    """Controls for the harmonic-plus-noise synthesizer, at ``frame_rate`` frames per second.
+
+    Attributes:
+        f0_hz: fundamental frequency [batch, frames, 1], Hz.
+        amplitude: overall harmonic amplitude [batch, frames, 1], linear (1.0 = full scale).
+        harmonic_distribution: relative harmonic amplitudes [batch, frames, n_harmonics], non-negative,
+            summing to 1 over the harmonics below Nyquist.
+        noise_magnitudes: filtered-noise band magnitudes [batch, frames, n_bands], linear, bands spaced
+            evenly from 0 Hz to Nyquist.
+        frame_rate: frames per second (Hz).
+    """
+
+    f0_hz: Tensor
+    amplitude: Tensor
+    harmonic_distribution: Tensor
+    noise_magnitudes: Tensor
+    frame_rate: float = 250.0
+
+    def __post_init__(self) -> None:
+        shapes = {f.name: getattr(self, f.name).shape for f in fields(self) if f.name != "frame_rate"}
+        batch_time = {s[:2] for s in shapes.values()}
+        if len(batch_time) != 1 or any(len(s) != 3 for s in shapes.values()):
+            raise ValueError(f"SynthParams tensors must share [batch, frames, channels] leading dims: {shapes}")
+        if self.f0_hz.shape[-1] != 1 or self.amplitude.shape[-1] != 1:
+            raise ValueError("f0_hz and amplitude must have one channel")
+
+    @property
+    def n_frames(self) -> int:
+        return self.f0_hz.shape[1]
+
+    @property
+    def batch_size(self) -> int:
+        return self.f0_hz.shape[0]
+
+    def duration_s(self) -> float:
+        return self.n_frames / self.frame_rate
+
+    def tensors(self) -> dict[str, Tensor]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "frame_rate"}
+
+    def map(self, fn) -> "SynthParams":
+        """Apply ``fn`` to every tensor (e.g. ``lambda t: t.detach()``)."""
+        return replace(self, **{k: fn(v) for k, v in self.tensors().items()})
+
+    def to(self, *args, **kwargs) -> "SynthParams":
+        return self.map(lambda t: t.to(*args, **kwargs))
+
+    def frames(self, start: int, stop: int) -> "SynthParams":
+        """A time slice [start, stop) in frames."""
+        return self.map(lambda t: t[:, start:stop])
+
+    @staticmethod
+    def cat(items: list["SynthParams"], dim: int = 1) -> "SynthParams":
+        first = items[0]
+        return replace(first, **{k: torch.cat([getattr(p, k) for p in items], dim=dim) for k in first.tensors()})

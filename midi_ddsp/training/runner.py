@@ -1,0 +1,59 @@
+"""Run one training stage from a validated config: build task, data and Lightning trainer; resume; export."""
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.loggers import CSVLogger
+
+from .callbacks import AudioSamples, ExportWeights, PeriodicCheckpoint
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    last = run_dir / "checkpoints" / "last.ckpt"
+    return last if last.is_file() else None
+
+
+def build_trainer(cfg: DictConfig, run_dir: Path) -> pl.Trainer:
+    t = cfg.trainer
+    callbacks = [
+        PeriodicCheckpoint(run_dir / "checkpoints", cfg.checkpoint.every_n_steps, cfg.checkpoint.every_minutes),
+        ExportWeights(cfg.export_path, cfg.checkpoint.every_n_steps),
+        AudioSamples(run_dir / "samples"),
+    ]
+    return pl.Trainer(
+        accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy,
+        precision=t.precision, max_steps=cfg.stage.max_steps, max_epochs=-1,
+        val_check_interval=cfg.stage.val_every_n_steps, check_val_every_n_epoch=None,
+        limit_val_batches=cfg.stage.val_batches, gradient_clip_val=cfg.stage.gradient_clip,
+        log_every_n_steps=t.log_every_n_steps, enable_progress_bar=t.progress_bar,
+        enable_checkpointing=False, callbacks=callbacks, default_root_dir=str(run_dir),
+        logger=CSVLogger(str(run_dir), name="logs", version=""), num_sanity_val_steps=0,
+    )
+
+
+def run(cfg: DictConfig) -> Path:
+    """Train the configured stage. Returns the exported weights path."""
+    run_dir = Path(cfg.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    pl.seed_everything(cfg.seed, workers=True)
+    task = instantiate(cfg.stage.task)
+    data = instantiate(cfg.stage.data)
+    init = cfg.stage.get("init_from")
+    if init and hasattr(task, "initialize_from"):
+        task.initialize_from(init)
+    ckpt = None
+    if cfg.resume == "auto":
+        ckpt = latest_checkpoint(run_dir)
+    elif cfg.resume != "never":
+        ckpt = Path(cfg.resume)
+    trainer = build_trainer(cfg, run_dir)
+    if ckpt is not None and trainer.is_global_zero:
+        print(f"[{datetime.now():%H:%M:%S}] resuming from {ckpt}")
+    # Our own checkpoints hold only tensors and plain containers, so they load with weights_only=True.
+    trainer.fit(task, datamodule=data, ckpt_path=str(ckpt) if ckpt else None, weights_only=True)
+    return Path(cfg.export_path)
