@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .errors import MidiDDSPError
+
 
 @dataclass(frozen=True)
 class Instrument:
@@ -61,7 +63,7 @@ _ALIASES = {
 }
 
 
-class UnknownInstrumentError(ValueError):
+class UnknownInstrumentError(MidiDDSPError, ValueError):
     """Raised for an instrument name that is not in the table."""
 
 
