@@ -95,8 +95,9 @@ def _dispatch(args) -> int:
         from .training.runner import run
 
         cfg = load_config(args.overrides, args.config_dir)
-        path = run(cfg)
-        print(f"weights: {path}")
+        result = run(cfg)
+        if result.trainer.is_global_zero:
+            print(f"weights: {result.export_path}")
         return 0
     from . import commands
 

@@ -33,7 +33,7 @@ class PeriodicCheckpoint(pl.Callback):
         if trainer.is_global_zero:
             self.dirpath.mkdir(parents=True, exist_ok=True)
         trainer.strategy.barrier()
-        trainer.save_checkpoint(tmp)
+        trainer.save_checkpoint(tmp, weights_only=False)  # full state: optimizer, loops, schedulers
         if trainer.is_global_zero:
             os.replace(tmp, self.last_path)
         trainer.strategy.barrier()

@@ -1,6 +1,7 @@
 """Run one training stage from a validated config: build task, data and Lightning trainer; resume; export."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -31,12 +32,20 @@ def build_trainer(cfg: DictConfig, run_dir: Path) -> pl.Trainer:
         limit_val_batches=cfg.stage.val_batches, gradient_clip_val=cfg.stage.gradient_clip,
         log_every_n_steps=t.log_every_n_steps, enable_progress_bar=t.progress_bar,
         enable_checkpointing=False, callbacks=callbacks, default_root_dir=str(run_dir),
-        logger=CSVLogger(str(run_dir), name="logs", version=""), num_sanity_val_steps=0,
+        logger=CSVLogger(str(run_dir), name="logs", version=f"{datetime.now():%Y%m%d-%H%M%S}"),
+        num_sanity_val_steps=0,
     )
 
 
-def run(cfg: DictConfig) -> Path:
-    """Train the configured stage. Returns the exported weights path."""
+@dataclass
+class TrainResult:
+    task: pl.LightningModule
+    trainer: pl.Trainer
+    export_path: Path
+
+
+def run(cfg: DictConfig) -> TrainResult:
+    """Train the configured stage; the inference weights are exported to ``cfg.export_path``."""
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
@@ -56,4 +65,4 @@ def run(cfg: DictConfig) -> Path:
         print(f"[{datetime.now():%H:%M:%S}] resuming from {ckpt}")
     # Our own checkpoints hold only tensors and plain containers, so they load with weights_only=True.
     trainer.fit(task, datamodule=data, ckpt_path=str(ckpt) if ckpt else None, weights_only=True)
-    return Path(cfg.export_path)
+    return TrainResult(task, trainer, Path(cfg.export_path))
