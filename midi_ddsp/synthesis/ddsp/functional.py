@@ -1,0 +1,321 @@
+"""Stateless differentiable DSP ops.
+
+Conventions: frame-rate tensors are ``[batch, n_frames, channels]``, audio is ``[batch, n_samples]``,
+frequencies in Hz, gains linear unless the name says dB. Frame ``i`` of ``n_frames`` frames spanning
+``n_samples`` samples is centred on sample ``i * n_samples / n_frames``; after the last frame its value is held.
+
+Every op is differentiable with autograd, works in float32 or float64, and keeps memory bounded on long
+inputs by working in chunks (time chunks for the oscillator, frame groups for the filters).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+# Elements per intermediate [batch, chunk, channels] tensor; ~4 MB in float32, small enough to stay in cache.
+CHUNK_ELEMENTS = 2**20
+
+
+# --------------------------------------------------------------------------------------------- scales, units
+def exp_sigmoid(x: Tensor, exponent: float = 10.0, max_value: float = 2.0, threshold: float = 1e-7) -> Tensor:
+    """Positive, bounded scale for network outputs: ``max_value * sigmoid(x) ** ln(exponent) + threshold``.
+
+    Same definition and defaults as magenta ddsp: output in (threshold, max_value + threshold], about x10 per
+    unit of ``x`` in its log-like region.
+    """
+    return max_value * torch.sigmoid(x) ** math.log(exponent) + threshold
+
+
+def power_to_db(power: Tensor, ref_db: float = 0.0, range_db: float = 80.0) -> Tensor:
+    """Power -> dB re ``ref_db``, floored at ``-range_db`` (ddsp's definition)."""
+    db = 10.0 * torch.log10(power.clamp_min(10.0 ** (-range_db / 10.0))) - ref_db
+    return db.clamp_min(-range_db)
+
+
+def amplitude_to_db(amplitude: Tensor, ref_db: float = 0.0, range_db: float = 80.0) -> Tensor:
+    """Linear amplitude -> dB (20 log10 |a|) re ``ref_db``, floored at ``-range_db``."""
+    return power_to_db(amplitude**2, ref_db, range_db)
+
+
+def db_to_power(db: Tensor) -> Tensor:
+    """dB -> power (10 ** (db / 10))."""
+    return 10.0 ** (db / 10.0)
+
+
+def db_to_amplitude(db: Tensor) -> Tensor:
+    """dB -> linear amplitude (10 ** (db / 20))."""
+    return 10.0 ** (db / 20.0)
+
+
+def hz_to_midi(hz: Tensor) -> Tensor:
+    """Frequency in Hz -> fractional MIDI pitch (A4 = 440 Hz = 69). 0 Hz (or below) maps to MIDI 0."""
+    midi = 69.0 + 12.0 * torch.log2(hz.clamp_min(1e-10) / 440.0)
+    return torch.where(hz > 0, midi, torch.zeros_like(midi))
+
+
+def midi_to_hz(midi: Tensor, zero_is_silence: bool = False) -> Tensor:
+    """Fractional MIDI pitch -> Hz. With ``zero_is_silence``, MIDI 0 (or below) maps to 0 Hz."""
+    hz = 440.0 * 2.0 ** ((midi - 69.0) / 12.0)
+    return torch.where(midi > 0, hz, torch.zeros_like(hz)) if zero_is_silence else hz
+
+
+def nyquist_gain(freq_hz: Tensor, sample_rate: float, fade_start: float | None = 0.9) -> Tensor:
+    """Anti-alias gain of an oscillator at ``freq_hz``.
+
+    1 below ``fade_start * nyquist``, a raised-cosine fade to 0 at Nyquist, 0 at and above Nyquist. With
+    ``fade_start=None``: magenta ddsp's hard cut (1 below Nyquist, 0 at or above). Differentiable in
+    ``freq_hz`` inside the fade.
+    """
+    nyquist = sample_rate / 2.0
+    if fade_start is None or fade_start >= 1.0:
+        return (freq_hz < nyquist).to(freq_hz.dtype)
+    start = fade_start * nyquist
+    x = ((freq_hz - start) / (nyquist - start)).clamp(0.0, 1.0)
+    return 0.5 + 0.5 * torch.cos(math.pi * x)
+
+
+# ------------------------------------------------------------------------------------------------ upsampling
+def _frame_positions(t0: int, t1: int, n_frames: int, n_samples: int, device) -> tuple[Tensor, Tensor, Tensor]:
+    """For samples ``t0..t1-1``: left frame index j, right frame index (clamped), fraction in [0, 1) (float64).
+
+    Sample t sits at frame position ``t * n_frames / n_samples`` (exact integer arithmetic, any n_samples).
+    """
+    num = torch.arange(t0, t1, device=device, dtype=torch.int64) * n_frames
+    j = torch.div(num, n_samples, rounding_mode="floor")
+    frac = (num - j * n_samples).to(torch.float64) / n_samples
+    return j, (j + 1).clamp_max(n_frames - 1), frac
+
+
+def _hann_fraction(frac: Tensor) -> Tensor:
+    """Raised-cosine crossfade weight of the right frame: 0.5 - 0.5 cos(pi * frac)."""
+    return 0.5 - 0.5 * torch.cos(math.pi * frac)
+
+
+def upsample_linear(x: Tensor, n_samples: int) -> Tensor:
+    """Linear interpolation of frames to samples (for f0). ``[B, F, C] -> [B, n_samples, C]``.
+
+    Matches ddsp's ``resample(method='linear')`` (TF v1 bilinear resize, corners not aligned).
+    """
+    j, j1, frac = _frame_positions(0, n_samples, x.shape[1], n_samples, x.device)
+    return torch.lerp(x[:, j], x[:, j1], frac.to(x.dtype)[:, None])
+
+
+def upsample_hann(x: Tensor, n_samples: int) -> Tensor:
+    """Overlap-add of Hann windows (for amplitude envelopes). ``[B, F, C] -> [B, n_samples, C]``.
+
+    Each frame value is spread by a Hann window of two hops centred on the frame; with 50 % overlap the windows
+    sum to one, so between two frames the value follows a raised-cosine crossfade with no corners. Written as
+    that crossfade it works for any ``n_samples`` (ddsp's ``method='window'`` needs divisibility); when
+    ``n_samples`` is a multiple of ``F`` it equals ddsp's output.
+    """
+    j, j1, frac = _frame_positions(0, n_samples, x.shape[1], n_samples, x.device)
+    return torch.lerp(x[:, j], x[:, j1], _hann_fraction(frac).to(x.dtype)[:, None])
+
+
+# ---------------------------------------------------------------------------------------------- oscillators
+def harmonic_oscillator(
+    f0_hz: Tensor,
+    harmonic_amplitudes: Tensor,
+    n_samples: int,
+    sample_rate: float,
+    *,
+    fade_start: float | None = 0.9,
+    amplitude_upsampling: str = "hann",
+    chunk_elements: int = CHUNK_ELEMENTS // 4,
+) -> Tensor:
+    """Bank of harmonic sinusoids: ``sum_k A_k(t) * g_k(t) * sin(2 pi * k * phi(t))``.
+
+    Args:
+        f0_hz: fundamental, ``[B or 1, F, 1]`` Hz (linearly upsampled).
+        harmonic_amplitudes: ``[B, F, H]`` linear amplitude A_k of harmonic k = 1..H (Hann-upsampled, or
+            linearly with ``amplitude_upsampling='linear'``).
+        n_samples, sample_rate: output length (any, not only multiples of F) and rate in Hz.
+        fade_start: anti-alias gain g_k = :func:`nyquist_gain` of the instantaneous harmonic frequency
+            ``k * f0(t)``, evaluated per sample: a raised-cosine fade from ``fade_start * nyquist`` to Nyquist;
+            ``None`` = ddsp's hard cut at Nyquist.
+        chunk_elements: size budget of the per-chunk ``[B, chunk, H]`` intermediates.
+
+    Returns:
+        ``[B, n_samples]`` audio.
+
+    Numerics: the fundamental phase ``phi`` is accumulated in cycles in float64 (inclusive cumulative sum of
+    f0 / sample_rate, like ddsp) and wrapped to [0, 1) at every chunk, so it does not drift on long signals;
+    harmonic phases are ``frac(k * phi)``. Work is done in time chunks, so memory does not grow with
+    harmonics x samples, and harmonics at or above Nyquist throughout a chunk are skipped, not computed.
+    """
+    batch, n_frames, n_harmonics = harmonic_amplitudes.shape
+    dtype, device = harmonic_amplitudes.dtype, harmonic_amplitudes.device
+    nyquist = sample_rate / 2.0
+    f0 = f0_hz[..., 0].expand(batch, n_frames)
+    f0_64 = f0.to(torch.float64)
+    k = torch.arange(1, n_harmonics + 1, device=device, dtype=dtype)
+    with torch.no_grad():  # which harmonics can sound / need the fade, per frame interval (f0 is linear in it)
+        f0_next = torch.cat([f0[:, 1:], f0[:, -1:]], 1)
+        lo, hi = torch.minimum(f0, f0_next).amin(0), torch.maximum(f0, f0_next).amax(0)  # [F] Hz
+        full_below = nyquist if fade_start is None else min(fade_start, 1.0) * nyquist
+        n_audible = (k[:, None] * lo < nyquist).sum(0)
+        n_audible_list = n_audible.tolist()
+        n_full_list = torch.minimum(n_audible, (k[:, None] * hi < full_below).sum(0)).tolist()
+
+    aligned = n_samples % n_frames == 0
+    hop = n_samples // n_frames
+    chunk = max(1, chunk_elements // (batch * n_harmonics))
+    if aligned:  # whole frame intervals per chunk: the amplitude crossfade becomes one batched matmul
+        chunk = max(hop, chunk // hop * hop)
+        w_hop = _frame_positions(0, hop, 1, hop, device)[2].to(dtype)
+        w_hop = _hann_fraction(w_hop) if amplitude_upsampling == "hann" else w_hop
+    in_place = not (torch.is_grad_enabled() and (f0_hz.requires_grad or harmonic_amplitudes.requires_grad))
+
+    outputs, phase_offset = [], torch.zeros(batch, dtype=torch.float64, device=device)
+    for t0 in range(0, n_samples, chunk):
+        t1 = min(n_samples, t0 + chunk)
+        j, j1, frac = _frame_positions(t0, t1, n_frames, n_samples, device)
+        cycles = torch.cumsum(torch.lerp(f0_64[:, j], f0_64[:, j1], frac), 1) / sample_rate
+        cycles = cycles + phase_offset[:, None]
+        phase_offset = torch.frac(cycles[:, -1])
+        phase = torch.frac(cycles).to(dtype)  # [B, T] cycles in [0, 1)
+
+        i0, i1 = int(j[0]), int(j[-1]) + 1
+        n_aud, n_full = max(n_audible_list[i0:i1]), min(n_full_list[i0:i1])
+        if aligned:
+            c0, c1 = t0 // hop, t1 // hop
+            right = torch.arange(c0 + 1, c1 + 1, device=device).clamp_max(n_frames - 1)
+            pair = torch.stack([harmonic_amplitudes[:, c0:c1], harmonic_amplitudes[:, right]], -1)  # [B,c,H,2]
+        else:
+            w = frac.to(dtype)
+            w = (_hann_fraction(w) if amplitude_upsampling == "hann" else w)[:, None]
+        out = phase.new_zeros(batch, t1 - t0)
+        for h0, h1 in ((0, n_full), (n_full, n_aud)):  # harmonics at full gain, then those in the fade
+            if h1 <= h0:
+                continue
+            sines = _sin_2pi_frac(phase[..., None] * k[h0:h1], in_place)  # [B, T, h1 - h0]
+            if h0 == n_full:
+                f_hz = torch.lerp(f0[:, j], f0[:, j1], frac.to(dtype))[..., None] * k[h0:h1]
+                sines = sines * nyquist_gain(f_hz, sample_rate, fade_start)
+            if aligned:
+                ends = sines.view(batch, c1 - c0, hop, h1 - h0) @ pair[:, :, h0:h1]  # [B, c, hop, 2]
+                out = out + torch.lerp(ends[..., 0], ends[..., 1], w_hop).reshape(batch, t1 - t0)
+            else:
+                amps = harmonic_amplitudes[..., h0:h1]
+                out = out + (torch.lerp(amps[:, j], amps[:, j1], w) * sines).sum(-1)
+        outputs.append(out)
+    return torch.cat(outputs, 1)
+
+
+def _sin_2pi_frac(cycles: Tensor, in_place: bool) -> Tensor:
+    """sin(2 pi frac(cycles)); in place when no gradient is needed (saves memory traffic)."""
+    if in_place:
+        return cycles.frac_().mul_(2 * math.pi).sin_()
+    return torch.sin(2 * math.pi * torch.frac(cycles))
+
+
+# ---------------------------------------------------------------------------------------- filters, convolution
+def next_fast_len(n: int) -> int:
+    """Smallest 5-smooth integer (2^a 3^b 5^c) >= n: an efficient FFT size."""
+    best = 1 << max(0, (n - 1).bit_length())
+    p5 = 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            p235 = p35
+            while p235 < n:
+                p235 *= 2
+            best = min(best, p235)
+            p35 *= 3
+        p5 *= 5
+    return best
+
+
+def frequency_impulse_response(magnitudes: Tensor) -> Tensor:
+    """Linear-phase FIR by frequency sampling. ``[B, F, K] -> [B, F, 2 * (K - 1)]``.
+
+    ``magnitudes`` are linear gains at K frequencies spaced evenly from 0 Hz to Nyquist. They are taken as a
+    zero-phase spectrum, inverse-rFFT'd, centred (made causal: the IR's peak is at tap ``ir_size // 2``), and
+    Hann-windowed (periodic window). Same as ddsp's ``frequency_impulse_response`` with the full window.
+    """
+    ir = torch.fft.irfft(magnitudes)
+    ir_size = ir.shape[-1]
+    window = torch.hann_window(ir_size, periodic=True, dtype=ir.dtype, device=ir.device)
+    return torch.roll(ir, ir_size // 2, -1) * window
+
+
+def _overlap_add(frames: Tensor, hop: int) -> Tensor:
+    """``[B, G, L]`` frames placed ``hop`` apart and summed -> ``[B, (G - 1) * hop + L]``."""
+    batch, n, length = frames.shape
+    out_len = (n - 1) * hop + length
+    return F.fold(frames.transpose(1, 2), (1, out_len), (1, length), stride=(1, hop)).view(batch, out_len)
+
+
+def _framed_convolution(
+    x: Tensor, irs: Tensor, frame_len: int, hop: int, n_frames: int, window: Tensor | None,
+    start: int, n_out: int, chunk_elements: int,
+) -> Tensor:
+    """Convolve frames of ``x`` with per-frame FIRs and overlap-add; return output samples [start, start+n_out).
+
+    Frame i is ``x[:, i*hop : i*hop + frame_len]`` (times ``window`` if given), convolved (linear, via rFFT)
+    with ``irs[:, i]`` (or ``irs[:, 0]`` for every frame when ``irs`` has one frame), placed back at ``i*hop``.
+    ``x``: ``[B, >= (n_frames - 1) * hop + frame_len]``; ``irs``: ``[B or 1, n_frames or 1, L]``.
+    Frames are processed in groups so that memory stays bounded on long inputs.
+    """
+    batch, ir_len = x.shape[0], irs.shape[-1]
+    n_fft = next_fast_len(frame_len + ir_len - 1)
+    frames = x.unfold(-1, frame_len, hop)[:, :n_frames]
+    shared_ir = irs.shape[1] == 1
+    ir_fft = torch.fft.rfft(irs, n_fft) if shared_ir else None
+    group = max(1, chunk_elements // (batch * n_fft))
+    n_frames = min(n_frames, -(-(start + n_out) // hop))  # later frames start after the requested output
+    out = x.new_zeros(batch, start + n_out + n_fft)
+    for g0 in range(0, n_frames, group):
+        g1 = min(n_frames, g0 + group)
+        seg = frames[:, g0:g1] if window is None else frames[:, g0:g1] * window
+        spectrum = ir_fft if shared_ir else torch.fft.rfft(irs[:, g0:g1], n_fft)
+        y = _overlap_add(torch.fft.irfft(torch.fft.rfft(seg, n_fft) * spectrum, n_fft), hop)
+        a = g0 * hop
+        b = min(a + y.shape[-1], out.shape[-1])
+        out[:, a:b] += y[:, : b - a]
+    return out[:, start:start + n_out]
+
+
+def fft_convolve(audio: Tensor, ir: Tensor, *, max_fft_size: int = 2**20) -> Tensor:
+    """Causal linear convolution, output truncated to the input length. ``[B, n] * [B or 1, m] -> [B, n]``.
+
+    ``y[t] = sum_s ir[s] * audio[t - s]``. One FFT when ``n + m - 1 <= max_fft_size``, else overlap-add in
+    blocks (FFT size ``max_fft_size`` or ``~2 m``), so long inputs use bounded memory.
+    """
+    n, m = audio.shape[-1], ir.shape[-1]
+    block = n if n + m - 1 <= max_fft_size else max(max_fft_size - m + 1, m)
+    block = min(n, next_fast_len(block + m - 1) - m + 1)
+    n_blocks = -(-n // block)
+    x = F.pad(audio, (0, n_blocks * block - n))
+    return _framed_convolution(x, ir[:, None, :], block, block, n_blocks, None, 0, n, CHUNK_ELEMENTS)
+
+
+def ltv_fir_filter(audio: Tensor, irs: Tensor, *, delay: int = 0, windowed: bool = True) -> Tensor:
+    """Time-varying FIR filter, one impulse response per frame. ``[B, n], [B, F, L] -> [B, n]``.
+
+    Windowed (default): the input is cut into Hann-windowed frames of ``2 * hop`` samples at 50 % overlap,
+    frame i centred on sample ``i * hop`` (``hop = ceil(n / F)``; the last IR is held for a closing frame);
+    each is convolved with its frame's IR and the results are overlap-added. Because the windows sum to one,
+    a constant IR gives exactly ordinary convolution, and a changing IR is crossfaded over a hop instead of
+    switching at block edges (no clicks).
+
+    ``windowed=False`` reproduces magenta ddsp's ``fft_convolve`` (unwindowed, non-overlapping blocks of
+    ``hop`` samples; clicks when the IR changes), for parity checks.
+
+    ``delay``: samples dropped from the start of the output to compensate the IR's latency, e.g.
+    ``L // 2`` for IRs from :func:`frequency_impulse_response` (zero-phase overall). ``0 <= delay < L``.
+    """
+    n, (n_frames, ir_len) = audio.shape[-1], irs.shape[-2:]
+    if not 0 <= delay < ir_len:
+        raise ValueError(f"delay must be in [0, {ir_len}), got {delay}")
+    hop = -(-n // n_frames)
+    if not windowed:
+        x = F.pad(audio, (0, n_frames * hop - n))
+        return _framed_convolution(x, irs, hop, hop, n_frames, None, delay, n, CHUNK_ELEMENTS)
+    irs = torch.cat([irs, irs[:, -1:]], 1)
+    x = F.pad(audio, (hop, (n_frames + 1) * hop - n))
+    window = torch.hann_window(2 * hop, periodic=True, dtype=audio.dtype, device=audio.device)
+    return _framed_convolution(x, irs, 2 * hop, hop, n_frames + 1, window, hop + delay, n, CHUNK_ELEMENTS)

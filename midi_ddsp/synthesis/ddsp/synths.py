@@ -1,0 +1,100 @@
+"""Synthesizers: harmonic oscillator bank and filtered noise.
+
+Each synth splits *controls* from *signal*: ``get_controls(raw...)`` turns unconstrained network outputs into
+physical controls (positive amplitudes, normalised distributions); ``forward(controls..., n_samples, ...)``
+renders audio from controls, so a user can drive it directly with hand-made physical values. Frame-rate
+tensors are ``[batch, n_frames, channels]``, audio ``[batch, n_samples]``; ``n_samples`` and ``sample_rate``
+are call arguments, never constructor constants.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from . import functional as DF
+
+
+class HarmonicControls(NamedTuple):
+    """Controls of :class:`HarmonicSynth` (unpack into its ``forward``)."""
+
+    amplitude: Tensor  # [B, F, 1] overall linear amplitude
+    harmonic_distribution: Tensor  # [B, F, H] relative harmonic amplitudes, sum of audible ones = 1
+    f0_hz: Tensor  # [B, F, 1] fundamental in Hz
+
+
+class HarmonicSynth(nn.Module):
+    """Additive synth of ``n_harmonics`` integer harmonics of f0.
+
+    Args:
+        n_harmonics: number of harmonics H (default 60).
+        fade_start: harmonics fade out smoothly between ``fade_start * nyquist`` and Nyquist (see
+            :func:`functional.nyquist_gain`); ``None`` gives magenta ddsp's hard cut.
+        amplitude_upsampling: ``'hann'`` (overlapping Hann windows, no corners) or ``'linear'``.
+    """
+
+    def __init__(self, n_harmonics: int = 60, fade_start: float | None = 0.9, amplitude_upsampling: str = "hann"):
+        super().__init__()
+        self.n_harmonics = n_harmonics
+        self.fade_start = fade_start
+        self.amplitude_upsampling = amplitude_upsampling
+
+    def get_controls(self, raw_amplitude: Tensor, raw_harmonic_distribution: Tensor, f0_hz: Tensor,
+                     sample_rate: float) -> HarmonicControls:
+        """Raw network outputs -> controls.
+
+        ``raw_amplitude [B, F, 1]`` and ``raw_harmonic_distribution [B, F, H]`` go through ``exp_sigmoid``;
+        the distribution is weighted by each harmonic's Nyquist gain at the frame's f0 (0 at or above
+        Nyquist) and normalised to sum to 1, so ``amplitude`` is the total audible harmonic amplitude. With
+        the hard cut this is exactly ddsp's ``normalize_below_nyquist``.
+        """
+        amplitude = DF.exp_sigmoid(raw_amplitude)
+        distribution = DF.exp_sigmoid(raw_harmonic_distribution)
+        k = torch.arange(1, distribution.shape[-1] + 1, device=f0_hz.device, dtype=distribution.dtype)
+        distribution = distribution * DF.nyquist_gain(f0_hz * k, sample_rate, self.fade_start)
+        distribution = distribution / distribution.sum(-1, keepdim=True).clamp_min(1e-7)
+        return HarmonicControls(amplitude, distribution, f0_hz)
+
+    def forward(self, amplitude: Tensor, harmonic_distribution: Tensor, f0_hz: Tensor, n_samples: int,
+                sample_rate: float) -> Tensor:
+        """Controls (``[B, F, 1]`` amplitude, ``[B, F, H]`` distribution, ``[B, F, 1]`` f0 in Hz) ->
+        ``[B, n_samples]`` audio. Harmonics are additionally faded per sample at their instantaneous
+        frequency, so no control can alias."""
+        return DF.harmonic_oscillator(
+            f0_hz, amplitude * harmonic_distribution, n_samples, sample_rate,
+            fade_start=self.fade_start, amplitude_upsampling=self.amplitude_upsampling)
+
+
+class FilteredNoise(nn.Module):
+    """Uniform white noise through a time-varying linear-phase FIR filter.
+
+    Args:
+        n_bands: number K of filter magnitudes, evenly spaced from 0 Hz to Nyquist (default 65, giving
+            2 * (K - 1) = 128-tap filters).
+        initial_bias: added to raw outputs before ``exp_sigmoid`` in :meth:`get_controls` (ddsp: -5, so an
+            untrained network starts quiet).
+    """
+
+    def __init__(self, n_bands: int = 65, initial_bias: float = -5.0):
+        super().__init__()
+        self.n_bands = n_bands
+        self.initial_bias = initial_bias
+
+    def get_controls(self, raw_magnitudes: Tensor) -> Tensor:
+        """``[B, F, K]`` raw outputs -> positive linear band magnitudes ``[B, F, K]``."""
+        return DF.exp_sigmoid(raw_magnitudes + self.initial_bias)
+
+    def forward(self, noise_magnitudes: Tensor, n_samples: int, generator: torch.Generator | None = None,
+                noise: Tensor | None = None) -> Tensor:
+        """Band magnitudes ``[B, F, K]`` -> ``[B, n_samples]`` filtered noise.
+
+        The excitation is uniform noise in [-1, 1) drawn from ``generator`` (or pass your own ``noise``
+        ``[B, n_samples]``). Filtering uses windowed overlap-add (no block clicks) and compensates the
+        filters' latency, so frame i is heard at sample ``i * n_samples / F``.
+        """
+        irs = DF.frequency_impulse_response(noise_magnitudes)
+        if noise is None:
+            noise = torch.rand(noise_magnitudes.shape[0], n_samples, generator=generator,
+                               dtype=noise_magnitudes.dtype, device=noise_magnitudes.device) * 2 - 1
+        return DF.ltv_fir_filter(noise, irs, delay=irs.shape[-1] // 2)
