@@ -23,7 +23,7 @@ def _parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("render", help="render a MIDI file to audio",
                        description="Render every voice of a MIDI file (GM program -> instrument) and mix them.")
-    r.add_argument("midi", type=Path, help="input MIDI file (.mid)")
+    r.add_argument("midi", type=Path, nargs="?", help="input MIDI file (.mid); may be left out with --performance")
     r.add_argument("-o", "--output", type=Path, required=True, help="output WAV file of the mix")
     r.add_argument("--instrument", help="render every voice with this instrument (see `midi-ddsp instruments`)")
     r.add_argument("--stems", type=Path, metavar="DIR", help="also write one WAV per voice into DIR")
@@ -34,7 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (same seed, same audio)")
     r.add_argument("--performance", type=Path, metavar="FILE",
                    help="use this performance (CSV or JSON from --export-performance, possibly edited) "
-                        "instead of the MIDI file's notes and the expression model")
+                        "instead of the MIDI file's notes and the expression model (the MIDI file is not read)")
     r.add_argument("--export-performance", type=Path, metavar="FILE",
                    help="write the performance (notes + six controls per note) as CSV or JSON (by extension)")
     r.add_argument("--dry", action="store_true", help="no reverb (the dry synthesizer output)")
@@ -52,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--auto-octave", action="store_true",
                    help="shift by whole octaves towards the instrument's usual range")
     t.add_argument("--loudness-shift", type=float, default=0.0, metavar="DB", help="adjust loudness by DB decibels")
+    t.add_argument("--no-adjust", action="store_true",
+                   help="keep the recording's own loudness (by default the loudness of its notes is mapped onto "
+                        "the instrument's typical loudness, as DDSP's timbre-transfer demo does)")
     t.add_argument("--dry", action="store_true", help="no reverb")
     t.add_argument("--sample-rate", type=int, default=None, metavar="SR", help="output sample rate in Hz")
     t.add_argument("--seed", type=int, default=0, metavar="S", help="random seed of the noise source")
@@ -64,6 +67,13 @@ def _parser() -> argparse.ArgumentParser:
                         description="Train one stage from conf/train.yaml. Arguments are Hydra overrides.")
     tr.add_argument("overrides", nargs="*", help="key=value overrides, e.g. stage=generator trainer.devices=2")
     tr.add_argument("--config-dir", type=Path, default=None, help="config folder (default: the repository's conf/)")
+
+    dt = sub.add_parser("dump-targets", help="run a trained analysis model over a feature cache to make the "
+                        "generator's and the performance model's training targets")
+    dt.add_argument("--cache-dir", type=Path, default=Path("cache/corpus"), help="feature cache folder")
+    dt.add_argument("--analysis", type=Path, default=Path("runs/analysis/model.safetensors"),
+                    help="trained analysis model (safetensors)")
+    dt.add_argument("--out", type=Path, default=Path("runs/targets"), help="output folder")
 
     d = sub.add_parser("data", help="build a training corpus, cache features, dump training targets, report",
                        add_help=False)
@@ -98,6 +108,14 @@ def _dispatch(args) -> int:
         result = run(cfg)
         if result.trainer.is_global_zero:
             print(f"weights: {result.export_path}")
+        return 0
+    if args.command == "dump-targets":
+        from .data.datasets import split_of
+        from .training.targets import dump_targets
+
+        summary = dump_targets(args.cache_dir, args.analysis, args.out,
+                               lambda e: split_of(e.get("group") or e["id"]))
+        print(f"targets: {args.out} ({summary})")
         return 0
     from . import commands
 

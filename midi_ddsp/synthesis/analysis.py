@@ -68,8 +68,9 @@ class AnalysisModel(nn.Module):
 class AnalysisTask(pl.LightningModule):
     """Trains an AnalysisModel (and the reverb bank) by resynthesis with the multi-scale spectral loss.
 
-    Batches are dicts: ``audio`` [B, samples], ``f0_hz`` [B, frames, 1], ``instrument`` [B] (long).
-    Loudness and log-mel are computed from the audio inside the step.
+    Batches are dicts: ``audio`` [B, samples], ``true_f0_hz`` [B, frames, 1] (the f0 to synthesize with:
+    ground truth where known, else the tracker's), ``instrument_id`` [B] (long). Loudness and log-mel are
+    computed from the audio inside the step.
     """
 
     def __init__(self, n_mels: int = 64, width: int = 128, n_instruments: int = 13, instrument_dim: int = 32,
@@ -96,8 +97,8 @@ class AnalysisTask(pl.LightningModule):
                           float(self.hparams.sample_rate), float(self.hparams.frame_rate))
 
     def resynthesize(self, batch: dict, reverb: bool = True) -> Tensor:
-        params = self(batch["audio"], batch["f0_hz"], batch["instrument"])
-        return self.synth(params, batch["instrument"], batch["audio"].shape[-1], self.hparams.sample_rate,
+        params = self(batch["audio"], batch["true_f0_hz"], batch["instrument_id"])
+        return self.synth(params, batch["instrument_id"], batch["audio"].shape[-1], self.hparams.sample_rate,
                           reverb=reverb)
 
     def _step(self, batch: dict, stage: str) -> Tensor:

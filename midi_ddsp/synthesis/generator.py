@@ -168,8 +168,8 @@ class GeneratorTask(pl.LightningModule):
     """Trains the SynthesisGenerator: f0 cross-entropy + spectral loss of its render against the real audio
     (+ an optional L1 on the analysis model's parameters, which speeds up early training on small budgets).
 
-    Batch dict: ``audio`` [B, samples], ``f0_hz`` [B, frames, 1] (true or tracked f0), ``features``,
-    ``held_pitch``, ``in_note`` (see GeneratorInputs), ``instrument`` [B]; optional target parameters
+    Batch dict: ``audio`` [B, samples], ``true_f0_hz`` [B, frames, 1] (ground-truth or tracked f0),
+    ``features``, ``held_pitch``, ``in_note`` (see GeneratorInputs), ``instrument_id`` [B]; optional targets
     ``amplitude`` [B, frames, 1], ``harmonic_distribution`` [B, frames, H], ``noise_magnitudes`` [B, frames, K].
     The reverb is taken from a trained analysis task and kept frozen.
     """
@@ -189,14 +189,14 @@ class GeneratorTask(pl.LightningModule):
 
     @staticmethod
     def inputs_from_batch(batch: dict) -> GeneratorInputs:
-        return GeneratorInputs(batch["features"], batch["held_pitch"], batch["in_note"], batch["instrument"])
+        return GeneratorInputs(batch["features"], batch["held_pitch"], batch["in_note"], batch["instrument_id"])
 
     def losses(self, batch: dict) -> dict[str, Tensor]:
         hp, gen = self.hparams, self.model
         inputs = self.inputs_from_batch(batch)
         cond = gen.conditioning(inputs)
         # f0: block means of the deviation inside notes; blocks that are mostly rest are not scored.
-        deviation = (hz_to_midi(batch["f0_hz"]) - inputs.held_pitch) * inputs.in_note
+        deviation = (hz_to_midi(batch["true_f0_hz"]) - inputs.held_pitch) * inputs.in_note
         dev_blocks = gen.f0.pool(deviation)[..., 0] / gen.f0.pool(inputs.in_note)[..., 0].clamp_min(1e-3)
         note_blocks = gen.f0.pool(inputs.in_note)[..., 0] > 0.5
         bins = gen.f0.to_bins(dev_blocks)
@@ -204,7 +204,7 @@ class GeneratorTask(pl.LightningModule):
         ce = F.cross_entropy(logits.transpose(1, 2), bins, reduction="none")
         out = {"f0_ce": (ce * note_blocks).sum() / note_blocks.sum().clamp_min(1)}
         # Timbre, teacher-forced with the true f0.
-        params = gen.timbre_params(cond, inputs, batch["f0_hz"], float(hp.sample_rate), float(hp.frame_rate))
+        params = gen.timbre_params(cond, inputs, batch["true_f0_hz"], float(hp.sample_rate), float(hp.frame_rate))
         audio = self.synth(params, inputs.instrument, batch["audio"].shape[-1], hp.sample_rate)
         out["spectral"] = self.loss(audio, batch["audio"])
         if "amplitude" in batch:
@@ -240,7 +240,7 @@ class GeneratorTask(pl.LightningModule):
     def sample_audio(self, batch: dict) -> Tensor:
         params = self.model.generate(self.inputs_from_batch(batch), float(self.hparams.sample_rate),
                                      float(self.hparams.frame_rate))
-        return self.synth(params, batch["instrument"], batch["audio"].shape[-1], self.hparams.sample_rate)
+        return self.synth(params, batch["instrument_id"], batch["audio"].shape[-1], self.hparams.sample_rate)
 
     def export(self, path) -> None:
         """Inference weights (generator + reverb bank) as safetensors, kind ``generator``."""

@@ -15,7 +15,7 @@ from ..synthesis.conditioning import frame_inputs
 class SyntheticTones(Dataset):
     """Item ``i``: one note (random pitch, vibrato, decaying harmonics) surrounded by silence.
 
-    Keys: ``audio`` [samples], ``f0_hz`` [frames, 1], ``instrument`` (), and the synthesis generator's
+    Keys: ``audio`` [samples], ``true_f0_hz`` [frames, 1], ``instrument_id`` (), and the synthesis generator's
     ``features`` [frames, 11], ``held_pitch`` [frames, 1], ``in_note`` [frames, 1].
     """
 
@@ -43,8 +43,8 @@ class SyntheticTones(Dataset):
         frames = notes_to_frames(NoteSequence((Note(pitch, onset, offset),), "violin"), self.n_frames, self.frame_rate)
         item = {k: torch.from_numpy(v) for k, v in frame_inputs(frames, np.full((1, 6), 0.5)).items()}
         item.update(audio=torch.from_numpy(audio.astype(np.float32)),
-                    f0_hz=torch.from_numpy(f0.astype(np.float32))[:, None],
-                    instrument=torch.tensor(int(rng.integers(0, 13))))
+                    true_f0_hz=torch.from_numpy(f0.astype(np.float32))[:, None],
+                    instrument_id=torch.tensor(int(rng.integers(0, 13))))
         return item
 
 
