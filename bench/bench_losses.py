@@ -5,7 +5,8 @@
 Multi-scale spectral loss forward+backward on 16 x 4 s at 16 kHz (magenta ddsp 3.7 on TF-CPU, same
 machine type: 544 ms tf.function, 995 ms eager; reference/peers.md), A-weighted loudness and log-mel on
 16 x 4 s, and estimate_f0 on one 60 s clip (x real time = audio seconds / wall seconds).
-Median of ``repeats`` timed runs after one warm-up.
+Median of ``repeats`` timed runs after one warm-up. The machine is shared: check `uptime` and compare the
+CPU-time column (all threads) when the load average is above the core count.
 """
 from __future__ import annotations
 
@@ -22,13 +23,19 @@ from midi_ddsp.synthesis.ddsp.losses import MultiScaleSpectralLoss
 SR = 16000
 
 
+CPU_S: list[float] = []                                                  # CPU seconds of the last timed()
+
+
 def timed(fn, repeats: int) -> float:
+    """Median wall seconds of ``repeats`` runs after a warm-up; its CPU seconds (all threads) go to CPU_S."""
     fn()
-    runs = []
+    runs, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         fn()
         runs.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    CPU_S[:] = [statistics.median(cpu)]
     return statistics.median(runs)
 
 
@@ -70,9 +77,11 @@ def main() -> None:
         loss.backward()
 
     t = timed(loss_step, args.repeats)
-    print(f"spectral loss fwd+bwd 16 x 4 s: {t * 1e3:7.1f} ms   (magenta TF tf.function 544 ms: {544 / (t * 1e3):.1f}x)")
+    print(f"spectral loss fwd+bwd 16 x 4 s: {t * 1e3:7.1f} ms   (magenta TF tf.function 544 ms: "
+          f"{544 / (t * 1e3):.1f}x faster; CPU time {CPU_S[0] * 1e3:.0f} ms)")
     t_naive = timed(naive_step, args.repeats)
-    print(f"  same loss via torch.stft autograd: {t_naive * 1e3:7.1f} ms ({t_naive / t:.1f}x slower)")
+    print(f"  same loss via torch.stft autograd: {t_naive * 1e3:7.1f} ms ({t_naive / t:.1f}x slower; "
+          f"CPU time {CPU_S[0] * 1e3:.0f} ms)")
     t = timed(loss_fwd, args.repeats)
     print(f"spectral loss fwd only 16 x 4 s: {t * 1e3:7.1f} ms")
     t = timed(lambda: a_weighted_loudness(target, SR), args.repeats)

@@ -6,6 +6,7 @@ from typing import Sequence
 import numpy as np
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 __all__ = ["MultiScaleSpectralLoss", "stft_magnitude"]
 
@@ -71,6 +72,7 @@ class _FramedRfftMagnitude(torch.autograd.Function):
         return mag
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_mag: torch.Tensor):
         spec, mag, window = ctx.saved_tensors
         factor = grad_mag / mag.clamp_min(1e-20)                           # Y == 0 contributes 0
@@ -99,6 +101,7 @@ class _ScaleSpectralL1(torch.autograd.Function):
         return diff_mag.abs_().mean(), diff_log.abs_().mean()
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_mag_term: torch.Tensor, grad_logmag_term: torch.Tensor):
         spec_p, spec_t, mag_p, mag_t, sign_mag, sign_log, window = ctx.saved_tensors
         count = sign_mag.numel()
@@ -144,8 +147,10 @@ class MultiScaleSpectralLoss(nn.Module):
     ``stft_magnitude``; its ``safe_log`` is ``log(max(S, 1e-5))``, a floor rather than ``log(S + eps)``).
     The mean runs over batch, bins and frames of each scale; scales are summed without normalisation.
 
-    ``forward(pred, target)`` takes [B, n] waveforms and returns a scalar. With ``output='full'`` it
-    returns a dict: ``loss`` (the scalar), ``mag`` and ``logmag`` (the unweighted sums over scales) and
+    ``forward(pred, target)`` takes [B, n] waveforms and returns a scalar; gradients (first order,
+    hand-written backward, checked against autograd through ``torch.stft``) reach ``pred`` and, if it
+    requires grad, ``target``. Speed: ``bench/bench_losses.py``. With ``output='full'`` it returns a dict:
+    ``loss`` (the scalar), ``mag`` and ``logmag`` (the unweighted sums over scales) and
     ``mag_{size}`` / ``logmag_{size}`` per scale (unweighted), all scalars; like auraloss's 'full' output.
     """
 
