@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..checkpoint import construct, load_into, load_weights, save_weights
+from ..checkpoint import load_weights, save_weights
 from ..data.cache import audio_path, load_features, load_manifest
 from ..io.audio import read_audio
 from ..note_level.expression import ControlNormalizer, extract_controls
@@ -29,14 +29,8 @@ from ..note_level.frames import notes_to_frames
 from ..note_level.notes import Note, NoteSequence
 from ..instruments import by_id
 from ..synthesis.analysis import AnalysisModel
+from ..synthesis.loading import load_analysis
 from ..synthesis.ddsp.features import log_mel
-
-
-def load_analysis_model(path: str | Path) -> AnalysisModel:
-    tensors, config, _ = load_weights(path, "analysis")
-    model = construct(AnalysisModel, config)
-    load_into(model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, path)
-    return model.eval()
 
 
 def piece_sequence(features: dict) -> NoteSequence:
@@ -72,7 +66,7 @@ def dump_targets(cache_dir: str | Path, analysis_path: str | Path, out_dir: str 
     cache_dir, out_dir = Path(cache_dir), Path(out_dir)
     (out_dir / "params").mkdir(parents=True, exist_ok=True)
     (out_dir / "notes").mkdir(parents=True, exist_ok=True)
-    model = load_analysis_model(analysis_path)
+    model = load_analysis(analysis_path)[0]
     entries = load_manifest(cache_dir)
     raw_all, inst_all, split, per_piece = [], [], {}, {}
     for entry in tqdm(entries, desc="analyse pieces", disable=not progress):

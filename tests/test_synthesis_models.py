@@ -1,0 +1,112 @@
+"""Synthesis-level models: shapes, learning on one clip, f0 sampling range and reproducibility."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from midi_ddsp.note_level.frames import notes_to_frames
+from midi_ddsp.note_level.notes import Note, NoteSequence
+from midi_ddsp.synthesis.analysis import AnalysisTask
+from midi_ddsp.synthesis.conditioning import batch_inputs, frame_inputs, held_pitch
+from midi_ddsp.synthesis.ddsp.functional import hz_to_midi
+from midi_ddsp.synthesis.generator import GeneratorTask, SynthesisGenerator
+from midi_ddsp.training.synthetic import SyntheticTones
+
+SR, FR = 16000, 250
+
+
+def _batch(n=2, seconds=0.5):
+    data = SyntheticTones(n_items=n, clip_seconds=seconds)
+    items = [data[i] for i in range(n)]
+    return {k: torch.stack([it[k] for it in items]) for k in items[0]}
+
+
+def test_analysis_task_shapes_and_gradients():
+    task = AnalysisTask(n_mels=16, width=16, instrument_dim=4, reverb_length=2000)
+    batch = _batch()
+    params = task(batch["audio"], batch["true_f0_hz"], batch["instrument_id"])
+    frames = batch["true_f0_hz"].shape[1]
+    assert params.amplitude.shape == (2, frames, 1)
+    assert params.harmonic_distribution.shape == (2, frames, 60)
+    assert params.noise_magnitudes.shape == (2, frames, 65)
+    # distribution sums to 1 over the harmonics below Nyquist
+    assert torch.allclose(params.harmonic_distribution.sum(-1), torch.ones(2, frames), atol=1e-4)
+    loss = task.loss(task.resynthesize(batch), batch["audio"])
+    loss.backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in task.model.parameters() if p.requires_grad)
+
+
+@pytest.mark.slow
+def test_analysis_overfits_one_clip():
+    torch.manual_seed(0)
+    task = AnalysisTask(n_mels=0, width=32, instrument_dim=4, reverb_length=2000)
+    batch = _batch(1)
+    opt = torch.optim.Adam(task.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(60):
+        opt.zero_grad()
+        loss = task.loss(task.resynthesize(batch), batch["audio"])
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert np.mean(losses[-5:]) < 0.6 * np.mean(losses[:3])
+
+
+def test_generator_loss_falls_on_one_clip():
+    torch.manual_seed(0)
+    task = GeneratorTask(width=32, instrument_dim=4, f0_hidden=32, reverb_length=2000)
+    batch = _batch(1)
+    opt = torch.optim.Adam([p for p in task.parameters() if p.requires_grad], lr=3e-3)
+    first = None
+    for step in range(25):
+        opt.zero_grad()
+        losses = task.losses(batch)
+        losses["total"].backward()
+        opt.step()
+        first = first or {k: v.item() for k, v in losses.items()}
+    assert losses["f0_ce"].item() < 0.7 * first["f0_ce"]
+    assert losses["spectral"].item() < first["spectral"]
+
+
+def _inputs(pitches=(60, 67, 72), seconds=3.0):
+    notes = tuple(Note(p, 0.2 + i * 0.9, 0.2 + i * 0.9 + 0.8) for i, p in enumerate(pitches))
+    frames = notes_to_frames(NoteSequence(notes, "violin"), int(seconds * FR))
+    return batch_inputs([frame_inputs(frames, np.full((len(notes), 6), 0.5))], [0]), frames
+
+
+def test_sampled_f0_stays_inside_the_notes_range():
+    torch.manual_seed(0)
+    gen = SynthesisGenerator(width=16, instrument_dim=4, f0_hidden=16).eval()
+    inputs, frames = _inputs()
+    params = gen.generate(inputs, SR, FR, temperature=1.5, generator=torch.Generator().manual_seed(1))
+    dev = hz_to_midi(params.f0_hz)[0, :, 0] - inputs.held_pitch[0, :, 0]
+    assert dev.abs().max() <= gen.f0.max_semitones + 1e-4
+    # rests hold the neighbouring note's pitch: f0 never drops to 0 Hz
+    assert (params.f0_hz > 200).all()
+    assert np.array_equal(held_pitch(frames)[frames.note_index >= 0], frames.pitch[frames.note_index >= 0])
+
+
+def test_same_seed_same_parameters_and_temperature_zero_is_deterministic():
+    gen = SynthesisGenerator(width=16, instrument_dim=4, f0_hidden=16).eval()
+    inputs, _ = _inputs()
+    a = gen.generate(inputs, SR, FR, generator=torch.Generator().manual_seed(3))
+    b = gen.generate(inputs, SR, FR, generator=torch.Generator().manual_seed(3))
+    c = gen.generate(inputs, SR, FR, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(a.f0_hz, b.f0_hz) and torch.equal(a.amplitude, b.amplitude)
+    assert not torch.equal(a.f0_hz, c.f0_hz)
+    z1 = gen.generate(inputs, SR, FR, temperature=0.0, generator=torch.Generator().manual_seed(3))
+    z2 = gen.generate(inputs, SR, FR, temperature=0.0, generator=torch.Generator().manual_seed(9))
+    assert torch.equal(z1.f0_hz, z2.f0_hz)
+
+
+def test_sampler_matches_torch_gru_teacher_forced_logits():
+    """The fast NumPy sampling loop computes the same recurrence as the trained nn.GRU."""
+    torch.manual_seed(0)
+    gen = SynthesisGenerator(width=16, instrument_dim=4, f0_hidden=16).eval()
+    inputs, _ = _inputs()
+    with torch.no_grad():
+        cond = gen.f0.pool(gen.conditioning(inputs))
+        bins = gen.f0.sample(cond, temperature=0.0)
+        logits = gen.f0.logits(cond, bins)
+    assert torch.equal(logits.argmax(-1), bins)
