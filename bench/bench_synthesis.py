@@ -14,6 +14,7 @@ Reference: magenta ddsp 3.7 on TF-CPU on this kind of 2-core machine, full chain
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import statistics
 import subprocess
@@ -55,16 +56,17 @@ class Decoder(torch.nn.Module):
         return self.reverb(audio, ir_index)
 
 
-def timed(fn, repeats: int = 5, warmup: int = 2) -> float:
-    """Median wall time of ``fn()`` in ms."""
+def timed(fn, repeats: int = 5, warmup: int = 2) -> tuple[float, float, float]:
+    """Median and minimum wall time and median process CPU time (all threads) of ``fn()``, in ms."""
     for _ in range(warmup):
         fn()
-    times = []
+    wall, cpu = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times)
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return 1e3 * statistics.median(wall), 1e3 * min(wall), 1e3 * statistics.median(cpu)
 
 
 @torch.inference_mode()
@@ -82,8 +84,9 @@ def bench_case(decoder: Decoder, batch: int, seconds: float, f0_range) -> None:
     audio_s = batch * seconds
     label = f"{batch:>2} x {seconds:g} s, f0 {f0_range[0]:g}-{f0_range[1]:g} Hz"
     for name, fn in parts.items():
-        ms = timed(fn)
-        print(f"{label:<32} {name:<9} {ms:8.1f} ms   {audio_s / (ms / 1e3):8.0f}x real time", flush=True)
+        median, best, cpu = timed(fn)
+        print(f"{label:<32} {name:<9} {median:8.1f} ms (min {best:7.1f}, cpu {cpu:7.1f})  "
+              f"{audio_s / (median / 1e3):7.0f}x real time", flush=True)
 
 
 @torch.inference_mode()
@@ -112,13 +115,19 @@ def main() -> None:
         render_minutes(args.render_minutes)
         return
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {SAMPLE_RATE} Hz, {FRAME_RATE} Hz frames, "
-          f"{N_HARMONICS} harmonics, {N_BANDS} noise bands, reverb IR 48000 taps")
+          f"{N_HARMONICS} harmonics, {N_BANDS} noise bands, reverb IR 48000 taps; load average {_load()}")
+    print("times: median of 5 runs after 2 warm-ups (min; process CPU time); real time from the median")
     decoder = Decoder()
     for batch, seconds in ((16, 4.0), (1, 60.0)):
         for f0_range in ((100.0, 130.0), (196.0, 880.0)):
             bench_case(decoder, batch, seconds, f0_range)
     cmd = [sys.executable, __file__, "--render-minutes", "10"] + (["--threads", str(args.threads)] if args.threads else [])
     subprocess.run(cmd, check=True)
+    print(f"load average at end {_load()} (other processes on the machine slow the wall times)")
+
+
+def _load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 if __name__ == "__main__":

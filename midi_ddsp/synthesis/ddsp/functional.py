@@ -124,7 +124,7 @@ def harmonic_oscillator(
     *,
     fade_start: float | None = 0.9,
     amplitude_upsampling: str = "hann",
-    chunk_elements: int = CHUNK_ELEMENTS // 4,
+    chunk_elements: int = CHUNK_ELEMENTS // 2,
 ) -> Tensor:
     """Bank of harmonic sinusoids: ``sum_k A_k(t) * g_k(t) * sin(2 pi * k * phi(t))``.
 
@@ -143,14 +143,13 @@ def harmonic_oscillator(
 
     Numerics: the fundamental phase ``phi`` is accumulated in cycles in float64 (inclusive cumulative sum of
     f0 / sample_rate, like ddsp) and wrapped to [0, 1) at every chunk, so it does not drift on long signals;
-    harmonic phases are ``frac(k * phi)``. Work is done in time chunks, so memory does not grow with
+    harmonic phases are ``k * phi``. Work is done in time chunks, so memory does not grow with
     harmonics x samples, and harmonics at or above Nyquist throughout a chunk are skipped, not computed.
     """
     batch, n_frames, n_harmonics = harmonic_amplitudes.shape
     dtype, device = harmonic_amplitudes.dtype, harmonic_amplitudes.device
     nyquist = sample_rate / 2.0
     f0 = f0_hz[..., 0].expand(batch, n_frames)
-    f0_64 = f0.to(torch.float64)
     k = torch.arange(1, n_harmonics + 1, device=device, dtype=dtype)
     with torch.no_grad():  # which harmonics can sound / need the fade, per frame interval (f0 is linear in it)
         f0_next = torch.cat([f0[:, 1:], f0[:, -1:]], 1)
@@ -159,57 +158,60 @@ def harmonic_oscillator(
         n_audible = (k[:, None] * lo < nyquist).sum(0)
         n_audible_list = n_audible.tolist()
         n_full_list = torch.minimum(n_audible, (k[:, None] * hi < full_below).sum(0)).tolist()
+    # Frame-rate inputs with the last frame repeated, so "frame j + 1" exists everywhere.
+    f0_pad = torch.cat([f0, f0[:, -1:]], 1)
+    f0_pad64 = f0_pad.to(torch.float64)
+    amps_pad = torch.cat([harmonic_amplitudes, harmonic_amplitudes[:, -1:]], 1)
 
     aligned = n_samples % n_frames == 0
     hop = n_samples // n_frames
     chunk = max(1, chunk_elements // (batch * n_harmonics))
-    if aligned:  # whole frame intervals per chunk: the amplitude crossfade becomes one batched matmul
+    if aligned:  # whole frame intervals per chunk: interpolate by broadcasting, crossfade amplitudes by matmul
         chunk = max(hop, chunk // hop * hop)
-        w_hop = _frame_positions(0, hop, 1, hop, device)[2].to(dtype)
-        w_hop = _hann_fraction(w_hop) if amplitude_upsampling == "hann" else w_hop
+        w_lin = _frame_positions(0, hop, 1, hop, device)[2]  # [hop] float64, d / hop
+        w_amp = (_hann_fraction(w_lin) if amplitude_upsampling == "hann" else w_lin).to(dtype)
     in_place = not (torch.is_grad_enabled() and (f0_hz.requires_grad or harmonic_amplitudes.requires_grad))
 
     outputs, phase_offset = [], torch.zeros(batch, dtype=torch.float64, device=device)
     for t0 in range(0, n_samples, chunk):
         t1 = min(n_samples, t0 + chunk)
-        j, j1, frac = _frame_positions(t0, t1, n_frames, n_samples, device)
-        cycles = torch.cumsum(torch.lerp(f0_64[:, j], f0_64[:, j1], frac), 1) / sample_rate
-        cycles = cycles + phase_offset[:, None]
-        phase_offset = torch.frac(cycles[:, -1])
-        phase = torch.frac(cycles).to(dtype)  # [B, T] cycles in [0, 1)
-
-        i0, i1 = int(j[0]), int(j[-1]) + 1
-        n_aud, n_full = max(n_audible_list[i0:i1]), min(n_full_list[i0:i1])
         if aligned:
             c0, c1 = t0 // hop, t1 // hop
-            right = torch.arange(c0 + 1, c1 + 1, device=device).clamp_max(n_frames - 1)
-            pair = torch.stack([harmonic_amplitudes[:, c0:c1], harmonic_amplitudes[:, right]], -1)  # [B,c,H,2]
+
+            def interp(x: Tensor, w: Tensor) -> Tensor:  # [B, F + 1] frames -> [B, T] samples
+                return torch.lerp(x[:, c0:c1, None], x[:, c0 + 1 : c1 + 1, None], w.to(x.dtype)).reshape(batch, -1)
+            i0, i1 = c0, c1
         else:
-            w = frac.to(dtype)
-            w = (_hann_fraction(w) if amplitude_upsampling == "hann" else w)[:, None]
-        out = phase.new_zeros(batch, t1 - t0)
+            j, _, frac = _frame_positions(t0, t1, n_frames, n_samples, device)
+
+            def interp(x: Tensor, w: Tensor) -> Tensor:
+                return torch.lerp(x[:, j], x[:, j + 1], w.to(x.dtype))
+            w_lin, i0, i1 = frac, int(j[0]), int(j[-1]) + 1
+        cycles = torch.cumsum(interp(f0_pad64, w_lin), 1) / sample_rate + phase_offset[:, None]
+        phase_offset = torch.frac(cycles[:, -1])
+        radians = (2 * math.pi * torch.frac(cycles)).to(dtype)  # [B, T] fundamental phase in [0, 2 pi)
+
+        n_aud, n_full = max(n_audible_list[i0:i1]), min(n_full_list[i0:i1])
+        out = radians.new_zeros(batch, t1 - t0)
         for h0, h1 in ((0, n_full), (n_full, n_aud)):  # harmonics at full gain, then those in the fade
             if h1 <= h0:
                 continue
-            sines = _sin_2pi_frac(phase[..., None] * k[h0:h1], in_place)  # [B, T, h1 - h0]
+            # k * phase in radians, not wrapped again: float32 rounding of phi already limits the accuracy to
+            # k * 4e-7 rad, and the error is a function of phi alone, so it cannot create inharmonic partials.
+            sines = radians[..., None] @ k[None, h0:h1]  # [B, T, h1 - h0]
+            sines = sines.sin_() if in_place else sines.sin()
             if h0 == n_full:
-                f_hz = torch.lerp(f0[:, j], f0[:, j1], frac.to(dtype))[..., None] * k[h0:h1]
-                sines = sines * nyquist_gain(f_hz, sample_rate, fade_start)
+                sines = sines * nyquist_gain(interp(f0_pad, w_lin)[..., None] * k[h0:h1], sample_rate, fade_start)
             if aligned:
-                ends = sines.view(batch, c1 - c0, hop, h1 - h0) @ pair[:, :, h0:h1]  # [B, c, hop, 2]
-                out = out + torch.lerp(ends[..., 0], ends[..., 1], w_hop).reshape(batch, t1 - t0)
+                pair = torch.stack([amps_pad[:, c0:c1, h0:h1], amps_pad[:, c0 + 1 : c1 + 1, h0:h1]], -1)
+                ends = sines.view(batch, c1 - c0, hop, h1 - h0) @ pair  # [B, c, hop, 2]: left/right frame
+                out = out + torch.lerp(ends[..., 0], ends[..., 1], w_amp).reshape(batch, -1)
             else:
-                amps = harmonic_amplitudes[..., h0:h1]
-                out = out + (torch.lerp(amps[:, j], amps[:, j1], w) * sines).sum(-1)
+                w = (_hann_fraction(frac) if amplitude_upsampling == "hann" else frac).to(dtype)[:, None]
+                amps = torch.lerp(amps_pad[:, j, h0:h1], amps_pad[:, j + 1, h0:h1], w)  # [B, T, h1 - h0]
+                out = out + (amps * sines).sum(-1)
         outputs.append(out)
     return torch.cat(outputs, 1)
-
-
-def _sin_2pi_frac(cycles: Tensor, in_place: bool) -> Tensor:
-    """sin(2 pi frac(cycles)); in place when no gradient is needed (saves memory traffic)."""
-    if in_place:
-        return cycles.frac_().mul_(2 * math.pi).sin_()
-    return torch.sin(2 * math.pi * torch.frac(cycles))
 
 
 # ---------------------------------------------------------------------------------------- filters, convolution
@@ -245,13 +247,19 @@ def frequency_impulse_response(magnitudes: Tensor) -> Tensor:
 def _overlap_add(frames: Tensor, hop: int) -> Tensor:
     """``[B, G, L]`` frames placed ``hop`` apart and summed -> ``[B, (G - 1) * hop + L]``."""
     batch, n, length = frames.shape
-    out_len = (n - 1) * hop + length
-    return F.fold(frames.transpose(1, 2), (1, out_len), (1, length), stride=(1, hop)).view(batch, out_len)
+    if n == 1:
+        return frames[:, 0]
+    r = -(-length // hop)  # each frame spans r hop-sized slots
+    out = frames.new_zeros(batch, n + r - 1, hop)
+    for s in range(r):
+        piece = frames[..., s * hop : (s + 1) * hop]
+        out[:, s : s + n, : piece.shape[-1]] += piece
+    return out.view(batch, -1)[:, : (n - 1) * hop + length]
 
 
 def _framed_convolution(
     x: Tensor, irs: Tensor, frame_len: int, hop: int, n_frames: int, window: Tensor | None,
-    start: int, n_out: int, chunk_elements: int,
+    start: int, n_out: int, chunk_elements: int = CHUNK_ELEMENTS,
 ) -> Tensor:
     """Convolve frames of ``x`` with per-frame FIRs and overlap-add; return output samples [start, start+n_out).
 
@@ -262,21 +270,24 @@ def _framed_convolution(
     """
     batch, ir_len = x.shape[0], irs.shape[-1]
     n_fft = next_fast_len(frame_len + ir_len - 1)
-    frames = x.unfold(-1, frame_len, hop)[:, :n_frames]
+    frames = x.unfold(-1, frame_len, hop)
     shared_ir = irs.shape[1] == 1
     ir_fft = torch.fft.rfft(irs, n_fft) if shared_ir else None
     group = max(1, chunk_elements // (batch * n_fft))
     n_frames = min(n_frames, -(-(start + n_out) // hop))  # later frames start after the requested output
-    out = x.new_zeros(batch, start + n_out + n_fft)
+    out = None if n_frames <= group else x.new_zeros(batch, n_out)
     for g0 in range(0, n_frames, group):
         g1 = min(n_frames, g0 + group)
         seg = frames[:, g0:g1] if window is None else frames[:, g0:g1] * window
         spectrum = ir_fft if shared_ir else torch.fft.rfft(irs[:, g0:g1], n_fft)
         y = _overlap_add(torch.fft.irfft(torch.fft.rfft(seg, n_fft) * spectrum, n_fft), hop)
-        a = g0 * hop
-        b = min(a + y.shape[-1], out.shape[-1])
-        out[:, a:b] += y[:, : b - a]
-    return out[:, start:start + n_out]
+        if out is None:  # one group: y covers the whole output
+            return y[:, start : start + n_out]
+        a = g0 * hop - start  # where y starts in output coordinates
+        lo, hi = max(a, 0), min(a + y.shape[-1], n_out)
+        if hi > lo:
+            out[:, lo:hi] += y[:, lo - a : hi - a]
+    return out
 
 
 def fft_convolve(audio: Tensor, ir: Tensor, *, max_fft_size: int = 2**20) -> Tensor:
@@ -290,7 +301,7 @@ def fft_convolve(audio: Tensor, ir: Tensor, *, max_fft_size: int = 2**20) -> Ten
     block = min(n, next_fast_len(block + m - 1) - m + 1)
     n_blocks = -(-n // block)
     x = F.pad(audio, (0, n_blocks * block - n))
-    return _framed_convolution(x, ir[:, None, :], block, block, n_blocks, None, 0, n, CHUNK_ELEMENTS)
+    return _framed_convolution(x, ir[:, None, :], block, block, n_blocks, None, 0, n)
 
 
 def ltv_fir_filter(audio: Tensor, irs: Tensor, *, delay: int = 0, windowed: bool = True) -> Tensor:
@@ -314,8 +325,8 @@ def ltv_fir_filter(audio: Tensor, irs: Tensor, *, delay: int = 0, windowed: bool
     hop = -(-n // n_frames)
     if not windowed:
         x = F.pad(audio, (0, n_frames * hop - n))
-        return _framed_convolution(x, irs, hop, hop, n_frames, None, delay, n, CHUNK_ELEMENTS)
+        return _framed_convolution(x, irs, hop, hop, n_frames, None, delay, n)
     irs = torch.cat([irs, irs[:, -1:]], 1)
     x = F.pad(audio, (hop, (n_frames + 1) * hop - n))
     window = torch.hann_window(2 * hop, periodic=True, dtype=audio.dtype, device=audio.device)
-    return _framed_convolution(x, irs, 2 * hop, hop, n_frames + 1, window, hop + delay, n, CHUNK_ELEMENTS)
+    return _framed_convolution(x, irs, 2 * hop, hop, n_frames + 1, window, hop + delay, n)
