@@ -1,0 +1,193 @@
+"""End-to-end render speed, peak memory and control accuracy of a model folder.
+
+    python bench/bench_render.py                          # checkpoints/ if present, else random-init weights
+    python bench/bench_render.py --checkpoint DIR --durations 60 600
+    python bench/bench_render.py --skip-speed             # control accuracy only
+
+Speed: a synthetic two-voice piece (violin melody + cello line, GM programs, with rests) of each duration is
+written as MIDI and rendered end to end (read -> expression model -> generator -> synthesizer -> mix ->
+16-bit WAV) in a fresh process, so the peak resident memory (RSS) belongs to that render alone. Model load
+time is measured separately. Real-time factor = audio seconds / wall seconds (higher is faster); CPU seconds
+are printed too because this machine's two cores are shared (the load average is printed).
+
+Control accuracy (MIDI-DDSP paper, section "note expression control"): for each of the six controls, a
+phrase per instrument is rendered with that control swept over 5 values (all notes, other controls 0.5),
+the performance is re-extracted from the rendered audio (analysis model -> synthesis parameters ->
+note expression extractor; f0 re-estimated from the audio) and the Pearson correlation between the set
+and re-extracted values is reported. Targets: >= 0.9 for volume, vibrato, brightness; >= 0.7 others.
+Without an analysis model the controls are re-extracted from the generated synthesis parameters instead
+(said in the output).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def synthetic_midi(path: Path, duration_s: float, seed: int = 0) -> Path:
+    """Violin melody (0.15-1.2 s notes, some rests) over a cello line (0.5-2 s notes), ``duration_s`` long."""
+    import pretty_midi
+
+    rng = np.random.default_rng(seed)
+    pm = pretty_midi.PrettyMIDI(initial_tempo=120)
+    for program, low, high, dur_range, rest_p in ((40, 62, 86, (0.15, 1.2), 0.15), (42, 40, 62, (0.5, 2.0), 0.1)):
+        inst = pretty_midi.Instrument(program=program)
+        t, pitch = 0.0, (low + high) // 2
+        while t < duration_s - 0.2:
+            d = float(rng.uniform(*dur_range))
+            if rng.random() < rest_p:
+                t += d
+                continue
+            pitch = int(np.clip(pitch + rng.integers(-4, 5), low, high))
+            end = min(t + d * 0.95, duration_s)
+            inst.notes.append(pretty_midi.Note(int(rng.integers(60, 110)), pitch, t, end))
+            t += d
+        pm.instruments.append(inst)
+    pm.write(str(path))
+    return path
+
+
+def one_render(checkpoint: str, duration_s: float, out_dir: str) -> dict:
+    """Runs in a fresh process: load, render, write; returns figures."""
+    import torch
+
+    from midi_ddsp.io.audio import write_audio
+    from midi_ddsp.pipeline import MidiDDSP
+
+    torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
+    mid = synthetic_midi(Path(out_dir) / f"bench_{int(duration_s)}.mid", duration_s)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    t0 = time.perf_counter()
+    model = MidiDDSP.from_pretrained(checkpoint)
+    load_s = time.perf_counter() - t0
+    rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    c0, t1 = time.process_time(), time.perf_counter()
+    result = model.render(mid, seed=0, keep_params=False, progress=False)
+    write_audio(Path(out_dir) / f"bench_{int(duration_s)}.wav", result.mix, result.sample_rate)
+    wall = time.perf_counter() - t1
+    cpu = time.process_time() - c0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"duration_s": result.duration_s, "voices": len(result.performances),
+            "notes": sum(len(p) for p in result.performances), "load_s": load_s, "wall_s": wall, "cpu_s": cpu,
+            "rtf": result.duration_s / wall, "peak_rss_mb": peak, "rss_after_import_mb": rss_before,
+            "rss_after_load_mb": rss_loaded, "timings": result.timings}
+
+
+def speed(checkpoint: str, durations: list[float]) -> None:
+    print(f"== speed and memory (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+    with tempfile.TemporaryDirectory() as tmp:
+        for d in durations:
+            cmd = [sys.executable, __file__, "--one", str(d), "--checkpoint", checkpoint, "--tmp", tmp]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                print(proc.stderr)
+                raise SystemExit(f"render of {d} s failed")
+            r = json.loads(proc.stdout.strip().splitlines()[-1])
+            t = r["timings"]
+            stages = ", ".join(f"{k} {v:.1f}" for k, v in t.items() if k not in ("total", "read") and v >= 0.05)
+            print(f"{r['duration_s']:7.1f} s audio, {r['voices']} voices, {r['notes']} notes: "
+                  f"wall {r['wall_s']:.1f} s = {r['rtf']:.1f}x real time (CPU {r['cpu_s']:.1f} s), "
+                  f"peak RSS {r['peak_rss_mb']:.0f} MB (after imports {r['rss_after_import_mb']:.0f}, after load "
+                  f"{r['rss_after_load_mb']:.0f}); model load {r['load_s']:.2f} s")
+            print(f"          stages (s): {stages}")
+
+
+def pearson(x, y) -> float:
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if x.std() == 0 or y.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def accuracy(checkpoint: str, instruments: list[str], values: list[float]) -> None:
+    import torch
+
+    from midi_ddsp.note_level.notes import CONTROL_NAMES, Note, NoteSequence, Performance
+    from midi_ddsp.pipeline import MidiDDSP
+
+    torch.set_num_threads(2)
+    model = MidiDDSP.from_pretrained(checkpoint)
+    via = "analysis model on the rendered audio" if model.analysis_model is not None else \
+        "the generated synthesis parameters (no analysis.safetensors)"
+    print(f"== control accuracy: Pearson r between set and re-extracted controls, via {via}")
+    targets = {"volume": 0.9, "vibrato": 0.9, "brightness": 0.9}
+    rows = []
+    for c, name in enumerate(CONTROL_NAMES):
+        set_vals, got = [], []
+        for inst_name in instruments:
+            from midi_ddsp.instruments import by_name
+
+            inst = by_name(inst_name)
+            centre = (inst.low + inst.high) // 2
+            notes = tuple(Note(centre + d, 1.2 * i, 1.2 * i + 0.9, 90) for i, d in enumerate((-5, -2, 0, 3, 5, 7)))
+            seq = NoteSequence(notes, inst.name, "sweep")
+            for v in values:
+                ctl = np.full((len(notes), 6), 0.5)
+                ctl[:, c] = v
+                perf = Performance(seq, ctl)
+                params = model.synth_params([perf], temperature=0.0, seed=0, progress=False)
+                if model.analysis_model is not None:
+                    audio = model.audio(params, [inst.name], seed=0, progress=False)[0]
+                    back = model.extract_performance(audio, model.sample_rate, seq)
+                else:
+                    back = model.extract_performance(None, model.sample_rate, seq, params=params[0])
+                set_vals += [v] * len(notes)
+                got += list(back.controls[:, c])
+        r = pearson(set_vals, got)
+        rows.append((name, r, targets.get(name, 0.7)))
+    for name, r, target in rows:
+        ok = "ok" if r >= target else "below target"
+        print(f"  {name:<13} r = {r:6.3f}   (target >= {target}: {ok})")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", default=None, help="model folder (default: checkpoints/, else random init)")
+    p.add_argument("--durations", type=float, nargs="*", default=[60.0, 600.0], help="seconds of music")
+    p.add_argument("--skip-speed", action="store_true")
+    p.add_argument("--skip-accuracy", action="store_true")
+    p.add_argument("--instruments", nargs="*", default=["violin", "flute", "trumpet", "cello"])
+    p.add_argument("--values", type=float, nargs="*", default=[0.1, 0.3, 0.5, 0.7, 0.9])
+    p.add_argument("--width", type=int, default=128, help="random-init width (when no checkpoint exists)")
+    p.add_argument("--one", type=float, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--tmp", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.one is not None:
+        print(json.dumps(one_render(args.checkpoint, args.one, args.tmp)))
+        return 0
+    checkpoint = args.checkpoint
+    tmp_ck = None
+    if checkpoint is None:
+        from midi_ddsp.pipeline import DEFAULT_CHECKPOINTS, GENERATOR_FILE, write_random_checkpoints
+
+        if (DEFAULT_CHECKPOINTS / GENERATOR_FILE).is_file():
+            checkpoint = str(DEFAULT_CHECKPOINTS)
+        else:
+            tmp_ck = tempfile.TemporaryDirectory()
+            checkpoint = tmp_ck.name
+            write_random_checkpoints(checkpoint, width=args.width, f0_hidden=128, reverb_length=48000)
+            print(f"NOTE: no trained weights in {DEFAULT_CHECKPOINTS}: RANDOM-INIT models (generator width "
+                  f"{args.width}, f0 GRU 128, 3 s reverb), so speed and memory are indicative and the control "
+                  f"accuracy is meaningless; re-run with the trained checkpoints")
+    print(f"model folder: {checkpoint}")
+    if not args.skip_speed:
+        speed(checkpoint, args.durations)
+    if not args.skip_accuracy:
+        accuracy(checkpoint, args.instruments, args.values)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,316 @@
+"""MidiDDSP, the Python API: levels, windowed (seamless) processing, mixing, reverb, seeds, transfer, errors.
+
+Most tests use untrained models with small widths (a session fixture writes them in the shipped layout), so
+they check the plumbing against independent references (analytic sines, delayed copies, exact equality with
+whole-signal processing). The tests that need a model that follows its controls use the shipped checkpoints
+and skip without them.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from midi_ddsp.checkpoint import CheckpointError, load_weights, save_weights
+from midi_ddsp.errors import MidiDDSPWarning
+from midi_ddsp.note_level import Note, NoteSequence, Performance, from_csv, to_csv
+from midi_ddsp.pipeline import (GENERATOR_FILE, MIX_PEAK, MidiDDSP, RenderResult, mix_stems, noise_excitation,
+                                write_random_checkpoints)
+from midi_ddsp.synthesis.ddsp.features import a_weighted_loudness, estimate_f0
+from midi_ddsp.synthesis.params import SynthParams
+
+from pipeline_helpers import checkpoint_dir, model, one_thread, trained_model, two_track_midi  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+SR, HOP, FR = 16000, 64, 250.0
+
+
+def perf(notes, instrument="violin", value=0.5, name="v"):
+    seq = NoteSequence(tuple(Note(p, s, e) for p, s, e in notes), instrument, name)
+    return Performance(seq, np.full((len(seq), 6), value))
+
+
+def tone_params(f0_hz: np.ndarray, amplitude: np.ndarray, n_harmonics=60, n_bands=65) -> SynthParams:
+    """A pure sine (first harmonic only), no noise: [1, F, ...]."""
+    n = len(f0_hz)
+    hd = torch.zeros(1, n, n_harmonics)
+    hd[..., 0] = 1.0
+    return SynthParams(torch.tensor(f0_hz, dtype=torch.float32)[None, :, None],
+                       torch.tensor(amplitude, dtype=torch.float32)[None, :, None], hd,
+                       torch.zeros(1, n, n_bands), FR)
+
+
+def reference_sine(f0_frames: np.ndarray, amp: float) -> np.ndarray:
+    """amp * sin(2 pi phi), phi = inclusive cumulative sum of linearly interpolated f0 / SR (float64)."""
+    n = len(f0_frames) * HOP
+    pos = np.arange(n) / HOP
+    f = np.interp(pos, np.arange(len(f0_frames)), f0_frames)
+    return amp * np.sin(2 * np.pi * np.cumsum(f / SR))
+
+
+# ----------------------------------------------------------------------------------- windowed = whole
+def test_windowed_synthesis_matches_an_analytic_chirp_across_window_joins(model):
+    f0 = np.linspace(200.0, 900.0, 800)  # 3.2 s glide, 0.37 s windows: phase must carry over exactly
+    params = tone_params(f0, np.full(800, 0.5))
+    old = model.window_s
+    try:
+        model.window_s = 0.37
+        out = model.audio(params, "violin", reverb=False)[0]
+    finally:
+        model.window_s = old
+    ref = reference_sine(f0.astype(np.float32).astype(np.float64), 0.5)
+    assert out.shape == ref.shape
+    assert np.max(np.abs(out - ref)) < 2e-3
+    jumps = np.abs(np.diff(out))  # no clicks: the largest sample step is what a 900 Hz sine allows
+    assert jumps.max() <= 0.5 * 2 * np.pi * 900 / SR * 1.05
+
+
+def test_windowed_render_equals_whole_render_with_noise_and_reverb(model):
+    perfs = [perf([(60 + i, 0.3 * i, 0.3 * i + 0.25) for i in range(8)]),
+             perf([(48, 0.0, 1.2), (50, 1.2, 2.4)], "cello", name="c")]
+    params = model.synth_params(perfs, seed=1)
+    f0 = [p.f0_hz[0, :, 0] for p in params]
+    old = model.window_s
+    try:
+        model.window_s = 0.5
+        windowed_params = model.synth_params(perfs, seed=1, f0_hz=f0)
+        windowed = model.audio(windowed_params, ["violin", "cello"], seed=2)
+    finally:
+        model.window_s = old
+    whole_params = model.synth_params(perfs, seed=1, f0_hz=f0)
+    for a, b in zip(windowed_params, whole_params):
+        for k, t in a.tensors().items():
+            torch.testing.assert_close(t, b.tensors()[k], atol=1e-5, rtol=1e-5)
+    whole = model.audio(whole_params, ["violin", "cello"], seed=2)
+    assert np.max(np.abs(windowed - whole)) < 1e-4 * max(1.0, np.abs(whole).max())
+
+
+def test_dry_audio_is_harmonic_plus_noise_of_the_synthesizer(model):
+    p = model.synth_params([perf([(64, 0.1, 0.8)])], seed=0)[0]
+    dry = model.audio(p, "violin", reverb=False, seed=5)[0]
+    n = p.n_frames * HOP
+    with torch.no_grad():
+        ref = model.synth.harmonic(p.amplitude, p.harmonic_distribution, p.f0_hz, n, SR) \
+            + model.synth.noise(p.noise_magnitudes, n, noise=noise_excitation(5, 0, 0, n)[None])
+    assert np.max(np.abs(dry - ref[0].numpy())) < 1e-4
+
+
+# ------------------------------------------------------------------------------------------- reverb
+def test_dry_has_no_reverb_tail_and_wet_has_one(model):
+    amp = np.r_[np.full(125, 0.3), np.zeros(500)]  # 0.5 s tone, then 2 s of silence
+    params = tone_params(np.full(625, 330.0), amp)
+    dry = model.audio(params, "violin", reverb=False)[0]
+    wet = model.audio(params, "violin", reverb=True)[0]
+    after = slice(126 * HOP, None)
+    assert np.max(np.abs(dry[after])) == 0.0
+    assert np.sqrt(np.mean(wet[after] ** 2)) > 1e-7
+    np.testing.assert_allclose(wet[:100 * HOP], dry[:100 * HOP], atol=0.05)  # the direct sound is the dry one
+
+
+def test_user_impulse_response_is_a_delayed_copy(model):
+    params = tone_params(np.full(300, 440.0), np.r_[np.full(100, 0.4), np.zeros(200)])
+    ir = np.zeros(1000, np.float32)
+    ir[800] = 0.5  # tap 0 is the dry path
+    dry = model.audio(params, "violin", reverb=False)[0]
+    wet = model.audio(params, "violin", impulse_response=ir)[0]
+    ref = dry.copy()
+    ref[800:] += 0.5 * dry[:-800]
+    assert np.max(np.abs(wet - ref)) < 1e-4
+
+
+def test_render_length_covers_release_and_reverb_decay(model):
+    p = perf([(60, 0.0, 0.5), (62, 0.5, 1.25)])
+    r = model.render([p], seed=0)
+    tail = model.tail_s(["violin"])
+    assert tail >= 1.0
+    assert r.mix.shape[0] == math.ceil((1.25 + tail) * FR) * HOP
+    assert r.stems.shape == (1, r.mix.shape[0])
+
+
+# -------------------------------------------------------------------------------------- mixing, seeds
+def test_mix_stems_scales_mix_and_stems_by_one_gain():
+    stems = np.stack([np.full(100, 0.8, np.float32), np.full(100, 0.7, np.float32)])
+    mix, scaled, gain = mix_stems(stems.copy())
+    assert np.max(np.abs(mix)) == pytest.approx(MIX_PEAK, rel=1e-6)
+    assert gain == pytest.approx(MIX_PEAK / 1.5)
+    np.testing.assert_allclose(scaled.sum(0), mix, rtol=1e-6)
+    quiet = np.full((1, 10), 0.1, np.float32)
+    assert mix_stems(quiet.copy())[2] == 1.0
+
+
+def test_multi_voice_render_mix_never_clips_and_stems_sum_to_mix(model, tmp_path):
+    r = model.render(two_track_midi(tmp_path / "t.mid"), seed=0)
+    assert isinstance(r, RenderResult)
+    assert len(r.performances) == 2 and [p.instrument for p in r.performances] == ["violin", "cello"]
+    assert np.max(np.abs(r.mix)) <= MIX_PEAK + 1e-6
+    np.testing.assert_allclose(r.stems.sum(0), r.mix, atol=1e-5)
+    assert len(r.params) == 2 and r.params[0].n_frames * HOP == r.mix.shape[0]
+
+
+def test_same_seed_same_audio_other_seed_other_audio(model, tmp_path):
+    mid = two_track_midi(tmp_path / "t.mid")
+    a = model.render(mid, seed=3).mix
+    b = model.render(mid, seed=3).mix
+    c = model.render(mid, seed=4).mix
+    assert np.array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+def test_exported_performance_renders_the_same_audio(model, tmp_path):
+    first = model.render(two_track_midi(tmp_path / "t.mid"), seed=7, temperature=0.8)
+    again = model.render(from_csv(to_csv(first.performances)), seed=7, temperature=0.8)
+    assert np.array_equal(first.mix, again.mix)
+
+
+def test_each_level_takes_the_level_above(model, tmp_path):
+    read = model.read(two_track_midi(tmp_path / "t.mid"))
+    assert len(read.voices) == 2
+    perfs = model.perform(read.voices, temperature=0.0)
+    assert [p.controls.shape for p in perfs] == [(4, 6), (2, 6)]
+    params = model.synth_params(perfs, seed=0)
+    audio = model.audio(params, [p.instrument for p in perfs], seed=0)
+    assert audio.shape == (2, params[0].n_frames * HOP)
+    r = model.render(perfs, seed=0)  # the same chain in one call
+    np.testing.assert_allclose(r.stems / r.gain, audio, atol=1e-5)
+
+
+def test_user_f0_curve_is_used(model):
+    p = perf([(60, 0.0, 1.0)])
+    n = model.n_frames_for([p])
+    f0 = np.linspace(200.0, 300.0, n).astype(np.float32)
+    params = model.synth_params([p], f0_hz=[f0])[0]
+    np.testing.assert_allclose(params.f0_hz[0, :, 0].numpy(), f0, rtol=1e-6)
+
+
+def test_silent_stretches_are_skipped_and_exactly_silent(model):
+    p = perf([(60, 0.0, 0.5), (64, 20.0, 20.5)])
+    old = model.window_s
+    try:
+        model.window_s = 2.0
+        r = model.render([p], seed=0)
+    finally:
+        model.window_s = old
+    x = r.stems[0]
+    assert np.all(x[int(5 * SR):int(17 * SR)] == 0.0)  # after the active window and its reverb tail
+    assert np.abs(x[:int(0.5 * SR)]).max() > 0 and np.abs(x[int(20 * SR):int(20.5 * SR)]).max() > 0
+
+
+def test_extreme_notes_render_with_a_range_warning(model):
+    p = perf([(30, 0.0, 0.02), (108, 0.1, 12.1)], "flute")  # a 20 ms and a 12 s note, both out of range
+    with pytest.warns(MidiDDSPWarning, match=r"outside the usual range.*C8 \(108\)"):
+        r = model.render([p], seed=0)
+    assert np.all(np.isfinite(r.mix)) and r.duration_s > 12.1
+
+
+# ------------------------------------------------------------------------------------------ transfer
+def _sine(freq=220.0, seconds=2.0, amp=0.3):
+    t = np.arange(int(seconds * SR)) / SR
+    x = amp * np.sin(2 * np.pi * freq * t)
+    x[: SR // 4] = 0.0
+    return x.astype(np.float32)
+
+
+def test_transfer_octave_and_loudness_shifts(model):
+    x = _sine()
+    base = model.transfer(x, SR, "flute")
+    assert base.audio.shape == x.shape and np.all(np.isfinite(base.audio))
+    up = model.transfer(x, SR, "flute", octave_shift=1)
+    on = base.note_on
+    assert on[200:400].all() and not on[:40].any()  # the 0.25 s of silence is not a note
+    np.testing.assert_allclose(up.f0_hz[on], 2 * base.f0_hz[on], rtol=1e-5)
+    louder = model.transfer(x, SR, "flute", loudness_shift_db=6.0)
+    above = base.loudness_db > -74
+    np.testing.assert_allclose(louder.loudness_db[above] - base.loudness_db[above], 6.0, atol=1e-3)
+    auto = model.transfer(x, SR, "flute", auto_octave=True)  # A3 (57) towards the flute's range centre (78)
+    assert auto.octave_shift == 2
+    resampled = model.transfer(_sine(seconds=1.0)[::2].copy(), 8000, "violin", dry=True)
+    assert resampled.audio.shape == (SR,)  # 1 s at 8 kHz comes back as 1 s at 16 kHz
+
+
+def test_analysis_reextracts_a_performance(model):
+    p = perf([(64, 0.1, 0.9), (67, 1.0, 1.8)])
+    audio = model.audio(model.synth_params([p], seed=0), "violin", seed=0)[0]
+    back = model.extract_performance(audio, SR, p.sequence)
+    assert back.controls.shape == (2, 6) and np.all(np.isfinite(back.controls))
+
+
+# --------------------------------------------------------------------------------------- checkpoints
+def test_checkpoint_errors_are_one_line(tmp_path, checkpoint_dir):
+    with pytest.raises(CheckpointError, match="model folder not found"):
+        MidiDDSP.from_pretrained(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match="no generator.safetensors"):
+        MidiDDSP.from_pretrained(tmp_path / "empty")
+    bad = tmp_path / "corrupt"
+    bad.mkdir()
+    (bad / GENERATOR_FILE).write_bytes(b"\x00" * 100)
+    with pytest.raises(CheckpointError, match="not a readable safetensors"):
+        MidiDDSP.from_pretrained(bad)
+    mismatched = tmp_path / "mismatched"
+    write_random_checkpoints(mismatched, width=16, f0_hidden=16, reverb_length=8000, performance=False,
+                             transfer=False, analysis=False)
+    tensors, config, extra = load_weights(mismatched / GENERATOR_FILE, "generator")
+    save_weights(mismatched / GENERATOR_FILE, tensors, "generator", dict(config, width=24), extra)
+    with pytest.raises(CheckpointError, match="do not match") as e:
+        MidiDDSP.from_pretrained(mismatched)
+    assert "\n" not in str(e.value)
+
+
+def test_missing_optional_models_fail_when_needed(tmp_path):
+    folder = write_random_checkpoints(tmp_path / "gen_only", width=16, f0_hidden=16, reverb_length=8000,
+                                      performance=False, transfer=False, analysis=False)
+    m = MidiDDSP.from_pretrained(folder)
+    assert m.load_time_s > 0
+    with pytest.raises(CheckpointError, match="performance.safetensors"):
+        m.perform([perf([(60, 0, 1)]).sequence])
+    with pytest.raises(CheckpointError, match="transfer.safetensors"):
+        m.transfer(_sine(), SR, "violin")
+    m.render([perf([(60, 0, 0.5)])])  # a given performance needs no expression model
+
+
+# ------------------------------------------------------------------ controls (need trained weights)
+def _note_f0_modulation_cents(audio, notes):
+    """Per note: std (cents) of f0 around a straight-line fit over the note's central 60% (independent of
+    the package's control extractor)."""
+    f0, conf = estimate_f0(audio, SR, fmin=100.0)
+    out = []
+    for p, s, e in notes:
+        a, b = int((s + 0.2 * (e - s)) * FR), int((e - 0.2 * (e - s)) * FR)
+        cents = 1200 * np.log2(np.maximum(f0[a:b], 1.0) / (440 * 2 ** ((p - 69) / 12)))
+        t = np.arange(len(cents))
+        resid = cents - np.polyval(np.polyfit(t, cents, 1), t)
+        out.append(float(np.std(resid)))
+    return np.array(out)
+
+
+SWEEP_NOTES = [(67, 0.2, 1.7), (69, 2.4, 3.9), (71, 4.6, 6.1)]  # 0.7 s rests: beyond the networks' context
+
+
+def _render_with(m, control, value_middle):
+    p = perf(SWEEP_NOTES, "violin", value=0.5)
+    p = p.set_control("vibrato", 0.1).set_control(control, value_middle, notes=1)
+    return m.audio(m.synth_params([p], temperature=0.0, seed=0), "violin", reverb=False, seed=0)[0]
+
+
+@pytest.mark.slow
+def test_raising_one_notes_vibrato_raises_its_f0_modulation_only(trained_model):
+    low = _note_f0_modulation_cents(_render_with(trained_model, "vibrato", 0.1), SWEEP_NOTES)
+    high = _note_f0_modulation_cents(_render_with(trained_model, "vibrato", 0.9), SWEEP_NOTES)
+    assert high[1] > 2 * low[1] and high[1] - low[1] > 5.0  # cents
+    others = np.abs(high[[0, 2]] - low[[0, 2]])
+    assert np.all(others < 0.3 * (high[1] - low[1]))
+
+
+@pytest.mark.slow
+def test_raising_one_notes_volume_raises_its_loudness_only(trained_model):
+    def loudness(audio):
+        ld = a_weighted_loudness(torch.from_numpy(audio)[None], SR)[0, :, 0].numpy()
+        return np.array([ld[int((s + 0.2) * FR):int((e - 0.2) * FR)].mean() for _, s, e in SWEEP_NOTES])
+
+    low = loudness(_render_with(trained_model, "volume", 0.1))
+    high = loudness(_render_with(trained_model, "volume", 0.9))
+    assert high[1] - low[1] > 3.0  # dB
+    assert np.all(np.abs(high[[0, 2]] - low[[0, 2]]) < 1.0)
