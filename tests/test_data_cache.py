@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -22,9 +21,9 @@ def tiny(tmp_path_factory):
     from midi_ddsp.data.corpus import CorpusConfig, build_corpus
 
     root = tmp_path_factory.mktemp("tiny")
-    ccfg = CorpusConfig(out_dir=str(root / "corpus"), seed=7, minutes_per_instrument=0.35,
+    ccfg = CorpusConfig(out_dir=str(root / "corpus"), seed=7, minutes_per_instrument=0.25,
                         instruments=["flute", "cello"], collections={"bach": 2}, n_workers=1,
-                        min_piece_s=8.0, max_piece_s=12.0, progress=False)
+                        min_piece_s=7.0, max_piece_s=10.0, progress=False)
     summary = build_corpus(ccfg)
     kcfg = CacheConfig(source="corpus", source_dir=ccfg.out_dir, out_dir=str(root / "cache"), n_workers=1,
                        progress=False)
@@ -36,7 +35,7 @@ def test_corpus_built_with_manifest(tiny):
     s = tiny["summary"]
     assert s["n_ok"] == s["n_pieces"] >= 2
     assert set(s["minutes_per_instrument"]) == {"flute", "cello"}
-    assert all(m >= 0.35 for m in s["minutes_per_instrument"].values())
+    assert all(m >= 0.25 for m in s["minutes_per_instrument"].values())
     man = json.loads((tiny["root"] / "corpus" / "manifest.json").read_text())
     for e in man["pieces"]:
         wav = tiny["root"] / "corpus" / e["files"]["wav"]
@@ -46,6 +45,7 @@ def test_corpus_built_with_manifest(tiny):
         assert not e["melody"].lower().startswith(("beethoven", "mozart", "haydn"))
 
 
+@pytest.mark.slow
 def test_corpus_is_reproducible_and_resumes(tiny, tmp_path):
     from midi_ddsp.data.corpus import build_corpus
     from dataclasses import replace
@@ -199,7 +199,8 @@ def test_report(tiny, tmp_path):
     assert png.stat().st_size > 10_000
 
 
-def test_cli_build_and_report(tiny, tmp_path):
+@pytest.mark.slow
+def test_cli_build_and_report(tmp_path):
     from midi_ddsp.data.cli import main
 
     out = tmp_path / "c"
@@ -209,4 +210,3 @@ def test_cli_build_and_report(tiny, tmp_path):
     rc = main(["report", f"corpus_dir={out}", f"out={tmp_path / 'r'}"])
     assert rc == 0 and (tmp_path / "r.txt").is_file() and (tmp_path / "r.png").is_file()
     assert main(["report", f"corpus_dir={tmp_path / 'nope'}", f"out={tmp_path / 'r2'}"]) == 2
-    del os

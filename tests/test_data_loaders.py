@@ -105,7 +105,11 @@ def test_bad_files_are_skipped_with_reasons_not_fatal(pairs_dir, tmp_path):
         assert man[k]["status"] == "skipped", (k, man[k])
         assert word in man[k]["reason"], (k, man[k]["reason"])
     assert summary["n_ok"] == 1 and summary["n_skipped"] == len(expect)
-    assert "+600 ms" in man["shifted"]["reason"] or "600" in man["shifted"]["reason"]
+    # the notes were written 600 ms late: the audio matches them best about 600 ms earlier
+    import re
+
+    lag_ms = float(re.search(r"best ([+-]\d+) ms away", man["shifted"]["reason"]).group(1))
+    assert -650 <= lag_ms <= -500
 
 
 @needs_renderer

@@ -21,7 +21,7 @@ Per-piece npz keys (F = n_samples // hop, hop = sample_rate / frame_rate; frame 
 Checks (a failing file is skipped, its reason recorded; nothing aborts the run): unreadable/corrupt,
 non-finite samples, wrong sample rate (unless ``resample``), too short, silent, annotation outside the
 audio, notes over silence, or annotated pitches that do not match the tracked pitch at their time
-(misaligned; see :func:`check_alignment`).
+(misaligned; see :func:`check_timing` and :func:`check_pitch_alignment`).
 """
 from __future__ import annotations
 
@@ -124,28 +124,30 @@ def pitch_agreement(f0_hz: np.ndarray, confidence: np.ndarray, frame_pitch: np.n
     return lags / frame_rate, hit.sum(axis=0) / den
 
 
-def check_alignment(src: PieceSource, audio: np.ndarray, loudness_db: np.ndarray, f0_hz: np.ndarray,
-                    confidence: np.ndarray, frame_pitch: np.ndarray, cfg: CacheConfig) -> dict:
-    """Raise SkipPiece when the annotation does not fit the audio; return alignment figures otherwise.
-
-    Three checks: notes must not run past the end of the audio; the middle of most notes must be
-    audible; and the tracked pitch must match the annotated pitches at lag 0 (if the best match lies
-    further than ``max_lag_s`` away, the annotation is shifted; if nothing matches, it is not this audio).
-    """
+def check_timing(src: PieceSource, audio: np.ndarray, loudness_db: np.ndarray, cfg: CacheConfig) -> dict:
+    """Cheap checks before pitch tracking: notes must not run past the end of the audio, and the middle
+    of most notes must be audible. Raises SkipPiece; returns figures for the manifest."""
     dur = audio.shape[0] / cfg.sample_rate
     if src.n_notes == 0:
         raise SkipPiece("no notes in the annotation")
     over = float(src.offset_s.max() - dur)
     if over > cfg.max_misalignment_s:
         raise SkipPiece(f"misaligned: notes run {over:.2f} s past the end of the audio")
-    fr = cfg.frame_rate
     F = loudness_db.shape[0]
-    mid = np.clip(((src.onset_s + src.offset_s) / 2 * fr).astype(np.int64), 0, F - 1)
+    mid = np.clip(((src.onset_s + src.offset_s) / 2 * cfg.frame_rate).astype(np.int64), 0, F - 1)
     ref = np.percentile(loudness_db, 95)
     audible = float(np.mean(loudness_db[mid] > ref - 40.0))
     if audible < 0.6:
         raise SkipPiece(f"misaligned: only {audible:.0%} of notes sound at their annotated time")
-    lags, agree = pitch_agreement(f0_hz, confidence, frame_pitch, fr)
+    return {"audible_notes": round(audible, 3)}
+
+
+def check_pitch_alignment(f0_hz: np.ndarray, confidence: np.ndarray, frame_pitch: np.ndarray, cfg: CacheConfig
+                          ) -> dict:
+    """The tracked pitch must match the annotated pitches at lag 0. If the best match lies further than
+    ``max_lag_s`` away the annotation is shifted; if nothing matches it belongs to other audio.
+    Raises SkipPiece; returns figures for the manifest."""
+    lags, agree = pitch_agreement(f0_hz, confidence, frame_pitch, cfg.frame_rate)
     zero = float(agree[lags.size // 2])
     best = int(np.argmax(agree))
     if zero < 0.5:
@@ -153,8 +155,7 @@ def check_alignment(src: PieceSource, audio: np.ndarray, loudness_db: np.ndarray
             raise SkipPiece(f"misaligned: the audio matches the notes best {lags[best] * 1000:+.0f} ms away "
                             f"({agree[best]:.0%} vs {zero:.0%} of frames at the annotated time)")
         raise SkipPiece(f"misaligned: only {zero:.0%} of annotated frames match the audio's pitch")
-    return {"pitch_agreement": round(zero, 3), "best_lag_s": round(float(lags[best]), 3),
-            "audible_notes": round(audible, 3)}
+    return {"pitch_agreement": round(zero, 3), "best_lag_s": round(float(lags[best]), 3)}
 
 
 def _frames_from_curve(times_s, values, n_frames, frame_rate) -> np.ndarray:
@@ -193,6 +194,7 @@ def compute_features(src: PieceSource, cfg: CacheConfig, out_dir: str) -> dict:
         F = n // hop
         loud = a_weighted_loudness(torch.from_numpy(audio)[None], sr, frame_rate=fr)[0, :, 0].numpy()
         loud = _fit(loud.astype(np.float32), F)
+        entry.update(check_timing(src, audio, loud, cfg))
         fmin = max(30.0, 440.0 * 2 ** ((inst.low - 3 - 69) / 12))
         fmax = min(0.45 * sr, 440.0 * 2 ** ((inst.high + 3 - 69) / 12))
         f0, conf = estimate_f0(audio, sr, frame_rate=fr, fmin=fmin, fmax=fmax)
@@ -204,7 +206,7 @@ def compute_features(src: PieceSource, cfg: CacheConfig, out_dir: str) -> dict:
         except ValueError as e:
             raise SkipPiece(f"bad annotation: {e}") from None
         nf = notes_to_frames(seq, F, frame_rate=fr)
-        entry.update(check_alignment(src, audio, loud, f0, conf, nf.pitch, cfg))
+        entry.update(check_pitch_alignment(f0, conf, nf.pitch, cfg))
         d = {
             "f0_hz": _fit(f0, F).astype(np.float32), "f0_confidence": _fit(conf, F).astype(np.float32),
             "loudness_db": loud,

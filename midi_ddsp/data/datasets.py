@@ -224,3 +224,20 @@ class NoteSequenceDataset(Dataset):
 def collate_pieces(items: list[dict]) -> list[dict]:
     """Keep whole pieces as a list (they differ in length)."""
     return list(items)
+
+
+def split_map(cache_dir: str | Path, valid_fraction: float = 0.1, test_fraction: float = 0.1,
+              salt: str = "midi-ddsp") -> dict[str, str]:
+    """{piece id: "train" | "valid" | "test"} for every ok piece of a cache (same rule as the datasets)."""
+    return {e["id"]: split_of(e.get("group") or e["id"], valid_fraction, test_fraction, salt)
+            for e in cache_mod.load_manifest(cache_dir)}
+
+
+def write_split_json(cache_dir: str | Path, path: str | Path, **kwargs) -> Path:
+    """Write :func:`split_map` as JSON (the ``split.json`` that the performance-level data contract uses)."""
+    import json
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(split_map(cache_dir, **kwargs), indent=1, sort_keys=True))
+    return path
