@@ -333,7 +333,7 @@ def load_manifest(cache_dir: str | os.PathLike, ok_only: bool = True) -> list[di
     return [e for e in entries if e["status"] == "ok"] if ok_only else entries
 
 
-def load_features(cache_dir: str | os.PathLike, entry: dict, mmap: bool = False) -> dict[str, np.ndarray]:
+def load_features(cache_dir: str | os.PathLike, entry: dict) -> dict[str, np.ndarray]:
     """The npz arrays of one cached piece as a dict."""
     with np.load(Path(cache_dir) / entry["features"], allow_pickle=False) as z:
         return {k: z[k] for k in z.files}

@@ -32,7 +32,7 @@ from midi_ddsp.data.corpus_sources import (
     select_music21_files,
 )
 from midi_ddsp.data.performer import MelodyTooShortError, PerformedPiece, PerformerConfig, perform
-from midi_ddsp.instruments import INSTRUMENTS, Instrument, by_name
+from midi_ddsp.instruments import INSTRUMENTS, by_name
 
 
 @dataclass
