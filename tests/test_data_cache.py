@@ -210,3 +210,37 @@ def test_cli_build_and_report(tmp_path):
     rc = main(["report", f"corpus_dir={out}", f"out={tmp_path / 'r'}"])
     assert rc == 0 and (tmp_path / "r.txt").is_file() and (tmp_path / "r.png").is_file()
     assert main(["report", f"corpus_dir={tmp_path / 'nope'}", f"out={tmp_path / 'r2'}"]) == 2
+
+
+def test_build_from_a_user_midi_folder(tmp_path):
+    """``midi_dirs``: each track of the user's MIDI files becomes a melody; tempo comes from the file."""
+    import pretty_midi
+
+    from midi_ddsp.data.corpus import CorpusConfig, build_corpus
+    from midi_ddsp.data.performer import PerformedPiece
+
+    d = tmp_path / "midi"
+    d.mkdir()
+    rng = np.random.default_rng(0)
+    pm = pretty_midi.PrettyMIDI()
+    inst = pretty_midi.Instrument(program=0)
+    t = 0.0
+    for _ in range(40):
+        dur = float(rng.choice([0.25, 0.5]))
+        inst.notes.append(pretty_midi.Note(velocity=80, pitch=int(rng.integers(60, 72)), start=t, end=t + dur * 0.9))
+        t += dur
+    pm.instruments.append(inst)
+    pm.write(str(d / "tune.mid"))
+    cfg = CorpusConfig(out_dir=str(tmp_path / "c"), use_music21=False, midi_dirs=[str(d)], instruments=["oboe"],
+                       minutes_per_instrument=0.1, n_workers=1, progress=False, min_piece_s=8, max_piece_s=12)
+    s = build_corpus(cfg)
+    assert s["n_ok"] == 1
+    e = json.loads((tmp_path / "c" / "manifest.json").read_text())["pieces"][0]
+    p = PerformedPiece.load(tmp_path / "c" / e["files"]["npz"])
+    # the file's own tempo (+-8 %) with drift and ritardandi on top
+    orig = np.array([n.start for n in inst.notes])
+    m = p.n_notes
+    ratio = (p.notes["onset_s"][-1] - p.notes["onset_s"][0]) / (orig[m - 1] - orig[0])
+    assert 0.85 < ratio < 1.35, ratio
+    shift = p.notes["pitch"] - np.array([n.pitch for n in inst.notes][:m])
+    assert np.all(shift == p.transpose) and p.transpose % 12 == 0  # moved by whole octaves only
