@@ -121,3 +121,26 @@ def test_loudness_follows_cc11(name):
     slope = np.polyfit(expected[:m][sel], level[:m][sel], 1)[0]
     assert r > 0.95, r
     assert 0.8 < slope < 1.2, slope
+
+
+@pytest.mark.parametrize("name", ["clarinet", "trumpet", "oboe"])
+def test_loudness_follows_the_performers_cc11_curve(name, calibration):
+    """A performed piece: within each held note, the audio level tracks the performer's expression curve."""
+    inst = by_name(name)
+    p = perform(long_note_melody(6), inst, seed=5, tuning_offsets_cents=tuning_offsets(calibration, name)
+                if name in calibration["instruments"] else None,
+                config=PerformerConfig(min_duration_s=18, max_duration_s=30, shortest_piece_s=5))
+    audio = render_tracks(p.to_tracks(), p.duration_s, SR)
+    env, hop = rms_envelope(audio, hop=64, win=512)
+    level = 20 * np.log10(env + 1e-9)
+    expr = p.curves["expression_db"]
+    xs, ys = [], []
+    for on, off in zip(p.notes["onset_s"], p.notes["offset_s"]):
+        fr = np.arange(int((on + 0.25) * 250), int((off - 0.1) * 250))
+        fr = fr[fr < min(level.size, expr.size)]
+        xs.append(expr[fr] - expr[fr].mean())
+        ys.append(level[fr] - level[fr].mean())
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    assert x.std() > 1.0  # the performer really shaped these notes
+    r = np.corrcoef(x, y)[0, 1]
+    assert r > 0.8, r
