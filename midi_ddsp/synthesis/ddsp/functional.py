@@ -73,8 +73,8 @@ def nyquist_gain(freq_hz: Tensor, sample_rate: float, fade_start: float | None =
     if fade_start is None or fade_start >= 1.0:
         return (freq_hz < nyquist).to(freq_hz.dtype)
     start = fade_start * nyquist
-    x = ((freq_hz - start) / (nyquist - start)).clamp(0.0, 1.0)
-    return 0.5 + 0.5 * torch.cos(math.pi * x)
+    half_angle = ((freq_hz - start) * (0.5 * math.pi / (nyquist - start))).clamp_(0.0, 0.5 * math.pi)
+    return torch.cos(half_angle).square()  # = 0.5 + 0.5 cos(pi x), x = position in the fade
 
 
 # ------------------------------------------------------------------------------------------------ upsampling
@@ -201,7 +201,7 @@ def harmonic_oscillator(
             sines = radians[..., None] @ k[None, h0:h1]  # [B, T, h1 - h0]
             sines = sines.sin_() if in_place else sines.sin()
             if h0 == n_full:
-                sines = sines * nyquist_gain(interp(f0_pad, w_lin)[..., None] * k[h0:h1], sample_rate, fade_start)
+                sines = sines * nyquist_gain(interp(f0_pad, w_lin)[..., None] @ k[None, h0:h1], sample_rate, fade_start)
             if aligned:
                 pair = torch.stack([amps_pad[:, c0:c1, h0:h1], amps_pad[:, c0 + 1 : c1 + 1, h0:h1]], -1)
                 ends = sines.view(batch, c1 - c0, hop, h1 - h0) @ pair  # [B, c, hop, 2]: left/right frame

@@ -61,6 +61,8 @@ class HarmonicSynth(nn.Module):
         """Controls (``[B, F, 1]`` amplitude, ``[B, F, H]`` distribution, ``[B, F, 1]`` f0 in Hz) ->
         ``[B, n_samples]`` audio. Harmonics are additionally faded per sample at their instantaneous
         frequency, so no control can alias."""
+        if harmonic_distribution.shape[-1] != self.n_harmonics:
+            raise ValueError(f"expected {self.n_harmonics} harmonics, got {harmonic_distribution.shape[-1]}")
         return DF.harmonic_oscillator(
             f0_hz, amplitude * harmonic_distribution, n_samples, sample_rate,
             fade_start=self.fade_start, amplitude_upsampling=self.amplitude_upsampling)
