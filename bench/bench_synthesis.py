@@ -100,7 +100,8 @@ def render_minutes(minutes: float) -> None:
     audio = decoder(harm_ctrl, noise_mag, int(seconds * SAMPLE_RATE), torch.tensor([0]))
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"{minutes:g}-minute render (f0 196-880 Hz): {wall:.2f} s (cpu {cpu:.2f} s, {seconds / wall:.0f}x real time), "
+    print(f"{minutes:g}-minute render (f0 196-880 Hz): {wall:.2f} s (cpu {cpu:.2f} s, "
+          f"{seconds / wall:.0f}x real time), "
           f"{audio.shape[-1]} samples; peak RSS {peak:.0f} MiB (process after imports: {base:.0f} MiB)", flush=True)
 
 
@@ -121,7 +122,8 @@ def main() -> None:
     for batch, seconds in ((16, 4.0), (1, 60.0)):
         for f0_range in ((100.0, 130.0), (196.0, 880.0)):
             bench_case(decoder, batch, seconds, f0_range)
-    cmd = [sys.executable, __file__, "--render-minutes", "10"] + (["--threads", str(args.threads)] if args.threads else [])
+    cmd = [sys.executable, __file__, "--render-minutes", "10"]
+    cmd += ["--threads", str(args.threads)] if args.threads else []
     subprocess.run(cmd, check=True)
     print(f"load average at end {_load()} (other processes on the machine slow the wall times)")
 

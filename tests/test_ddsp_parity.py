@@ -71,7 +71,8 @@ def test_windowed_noise_has_ddsp_spectrum(ref):
 
 def test_reverb_matches_ddsp(ref):
     """ddsp zeroes IR tap 0 and adds the dry signal. TF's float32 FFT is off the exact convolution by up to
-    1e-3 (signal rms 0.37); ours is within 1e-5 of it, so we compare to TF at 2e-3 and to a float64 scipy convolution at 1e-5."""
+    1e-3 (signal rms 0.37); ours is within 1e-5 of it, so we compare to TF at 2e-3 and to a float64 scipy
+    convolution at 1e-5."""
     out = Reverb(n_irs=1)(ref["reverb_in"], ir=ref["ir"])
     assert (out - ref["reverb_out"]).abs().max() < 2e-3
     x, h = ref["reverb_in"][0].double().numpy(), ref["ir"].double().numpy().copy()
