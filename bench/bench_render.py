@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: see midi_ddsp/commands.py
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -87,10 +88,13 @@ def one_render(checkpoint: str, duration_s: float, out_dir: str) -> dict:
 
 def speed(checkpoint: str, durations: list[float]) -> None:
     print(f"== speed and memory (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+    env = dict(os.environ)
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the CLI does (see midi_ddsp/commands.py)
+    print(f"torch threads {env.get('BENCH_THREADS', '2')}, OMP_WAIT_POLICY={env['OMP_WAIT_POLICY']}")
     with tempfile.TemporaryDirectory() as tmp:
         for d in durations:
             cmd = [sys.executable, __file__, "--one", str(d), "--checkpoint", checkpoint, "--tmp", tmp]
-            proc = subprocess.run(cmd, capture_output=True, text=True)
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
             if proc.returncode != 0:
                 print(proc.stderr)
                 raise SystemExit(f"render of {d} s failed")
@@ -117,7 +121,7 @@ def accuracy(checkpoint: str, instruments: list[str], values: list[float]) -> No
     from midi_ddsp.note_level.notes import CONTROL_NAMES, Note, NoteSequence, Performance
     from midi_ddsp.pipeline import MidiDDSP
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
     model = MidiDDSP.from_pretrained(checkpoint)
     via = "analysis model on the rendered audio" if model.analysis_model is not None else \
         "the generated synthesis parameters (no analysis.safetensors)"
@@ -133,16 +137,19 @@ def accuracy(checkpoint: str, instruments: list[str], values: list[float]) -> No
             centre = (inst.low + inst.high) // 2
             notes = tuple(Note(centre + d, 1.2 * i, 1.2 * i + 0.9, 90) for i, d in enumerate((-5, -2, 0, 3, 5, 7)))
             seq = NoteSequence(notes, inst.name, "sweep")
-            for v in values:
+            perfs = []
+            for v in values:  # one voice per value, batched (temperature 0: voices do not interact)
                 ctl = np.full((len(notes), 6), 0.5)
                 ctl[:, c] = v
-                perf = Performance(seq, ctl)
-                params = model.synth_params([perf], temperature=0.0, seed=0, progress=False)
+                perfs.append(Performance(seq, ctl))
+            params = model.synth_params(perfs, temperature=0.0, seed=0, progress=False)
+            audio = model.audio(params, [inst.name] * len(perfs), seed=0, progress=False) \
+                if model.analysis_model is not None else [None] * len(perfs)
+            for v, p, a in zip(values, params, audio):
                 if model.analysis_model is not None:
-                    audio = model.audio(params, [inst.name], seed=0, progress=False)[0]
-                    back = model.extract_performance(audio, model.sample_rate, seq)
+                    back = model.extract_performance(a, model.sample_rate, seq)
                 else:
-                    back = model.extract_performance(None, model.sample_rate, seq, params=params[0])
+                    back = model.extract_performance(None, model.sample_rate, seq, params=p)
                 set_vals += [v] * len(notes)
                 got += list(back.controls[:, c])
         r = pearson(set_vals, got)
@@ -177,9 +184,10 @@ def main(argv=None) -> int:
         else:
             tmp_ck = tempfile.TemporaryDirectory()
             checkpoint = tmp_ck.name
-            write_random_checkpoints(checkpoint, width=args.width, f0_hidden=128, reverb_length=48000)
+            write_random_checkpoints(checkpoint, width=args.width, f0_hidden=128, reverb_length=48000,
+                                     small_performance=False)
             print(f"NOTE: no trained weights in {DEFAULT_CHECKPOINTS}: RANDOM-INIT models (generator width "
-                  f"{args.width}, f0 GRU 128, 3 s reverb), so speed and memory are indicative and the control "
+                  f"{args.width}, f0 GRU 128, 3 s reverb, default-size expression model), so speed and memory are indicative and the control "
                   f"accuracy is meaningless; re-run with the trained checkpoints")
     print(f"model folder: {checkpoint}")
     if not args.skip_speed:

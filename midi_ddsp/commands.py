@@ -21,6 +21,10 @@ import numpy as np
 
 from .errors import MidiDDSPError, MidiDDSPWarning, OutputWriteError
 
+# Before torch is imported: OpenMP threads that sleep instead of spinning while they wait. On a busy machine
+# (cores shared with other processes) spinning threads made renders 5-10x slower; override by setting it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 4000, 384000
 

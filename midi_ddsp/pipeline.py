@@ -1165,11 +1165,12 @@ def _windowed_loudness(x: np.ndarray, sample_rate: int, frame_rate: float, n_fra
 # ------------------------------------------------------------------------------ random-weight model folders
 def write_random_checkpoints(folder: str | Path, width: int = 32, f0_hidden: int = 32, reverb_length: int = 16000,
                              seed: int = 0, performance: bool = True, transfer: bool = True,
-                             analysis: bool = True) -> Path:
+                             analysis: bool = True, small_performance: bool = True) -> Path:
     """Write a model folder with randomly initialised (untrained) models in the shipped layout.
 
     For tests and benchmarks before trained weights exist: everything loads and runs, nothing sounds like
-    an instrument, and the models do not obey the controls.
+    an instrument, and the models do not obey the controls. ``small_performance=False`` gives the expression
+    model its default sizes (for timing).
     """
     from .synthesis.analysis import AnalysisModel
 
@@ -1189,9 +1190,9 @@ def write_random_checkpoints(folder: str | Path, width: int = 32, f0_hidden: int
         from .performance.model import PerformanceModel
         from .performance.sampling import save_model
 
-        save_model(PerformanceModel(n_bins=16, pitch_dim=8, instrument_dim=8, feature_dim=16, encoder_hidden=16,
-                                    decoder_hidden=16, head_hidden=16), folder / PERFORMANCE_FILE,
-                   extra={"random_init": True})
+        sizes = dict(n_bins=16, pitch_dim=8, instrument_dim=8, feature_dim=16, encoder_hidden=16, decoder_hidden=16,
+                     head_hidden=16) if small_performance else {}  # else the model's default sizes
+        save_model(PerformanceModel(**sizes), folder / PERFORMANCE_FILE, extra={"random_init": True})
     for name, n_mels, wanted in ((TRANSFER_FILE, 0, transfer), (ANALYSIS_FILE, 64, analysis)):
         if not wanted:
             continue
