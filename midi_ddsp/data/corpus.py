@@ -217,6 +217,7 @@ def dir_size_bytes(path: str | os.PathLike) -> int:
 def build_corpus(cfg: CorpusConfig) -> dict:
     """Build (or resume) a corpus; returns the summary that is also written to ``summary.json``."""
     t_start = time.perf_counter()
+    cpu_start = _cpu_seconds()
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     log = _logger(cfg.progress)
@@ -291,6 +292,7 @@ def build_corpus(cfg: CorpusConfig) -> dict:
         "minutes_per_instrument": {k: round(v, 2) for k, v in sorted(minutes.items())},
         "total_minutes": round(sum(minutes.values()), 2),
         "build_s_this_run": round(time.perf_counter() - t_start, 1),
+        "build_cpu_s_this_run": round(_cpu_seconds() - cpu_start, 1),
         "size_bytes": dir_size_bytes(out),
         "n_melodies": len(melodies),
         "seed": cfg.seed,
@@ -305,6 +307,15 @@ def build_corpus(cfg: CorpusConfig) -> dict:
     log(f"done: {summary['n_ok']}/{summary['n_pieces']} pieces, {summary['total_minutes']:.1f} min, "
         f"{summary['size_bytes'] / 1e6:.0f} MB, {summary['build_s_this_run']:.0f} s")
     return summary
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process and its finished children (workers, fluidsynth)."""
+    import resource
+
+    a = resource.getrusage(resource.RUSAGE_SELF)
+    b = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
 
 
 def load_manifest(corpus_dir: str | os.PathLike, ok_only: bool = True) -> list[dict]:

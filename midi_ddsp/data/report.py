@@ -84,7 +84,9 @@ def format_report(st: dict) -> str:
                   f"{sm.get('n_melodies')}", ""]
         if "build_s_this_run" in sm:
             lines += [f"build time of the last run (wall clock, {sm.get('n_workers', 2)} processes, shared 2-core "
-                      f"machine): {sm['build_s_this_run'] / 60:.1f} min", ""]
+                      f"machine): {sm['build_s_this_run'] / 60:.1f} min"
+                      + (f"; CPU time {sm['build_cpu_s_this_run'] / 60:.1f} min" if "build_cpu_s_this_run" in sm else ""),
+                      ""]
         if sm.get("short_of_target"):
             lines += [f"below the per-instrument target: {', '.join(sm['short_of_target'])}", ""]
     hdr = (f"{'instrument':<12} {'min':>6} {'pieces':>6} {'notes':>6} {'range':>11} {'med len s':>9} "
