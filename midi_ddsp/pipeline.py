@@ -677,21 +677,10 @@ class MidiDDSP:
                                   f"give a performance file instead")
         for v in voices:
             self._instrument(v.instrument)
-        from .performance.sampling import DEFAULT_REST_THRESHOLD_S, predict_token_controls, sequence_tokens
+        from .performance.sampling import predict_performances
 
-        # Same as performance.sampling.predict_performances (voice i uses seed + i), done from its token-level
-        # API so that voices without notes simply get an empty performance.
-        model = self.performance_model
-        threshold = float(getattr(model, "rest_threshold_s", DEFAULT_REST_THRESHOLD_S))
-        tokens = [sequence_tokens(v, threshold) for v in voices]
-        nonempty = [i for i, t in enumerate(tokens) if len(t)]
-        seeds = [None if seed is None else int(seed) + i for i in nonempty]
         with torch.inference_mode():
-            controls = predict_token_controls(model, [tokens[i] for i in nonempty], float(temperature), seeds)
-        out = [Performance(v, np.zeros((len(v), N_CONTROLS))) for v in voices]
-        for j, i in enumerate(nonempty):
-            out[i] = Performance(voices[i], controls[j][tokens[i].note_index >= 0].astype(np.float64))
-        return out
+            return predict_performances(self.performance_model, list(voices), float(temperature), seed)
 
     # -------------------------------------------------------------------------- level 2: synthesis params
     def tail_s(self, instruments: Sequence[str] = (), impulse_response=None) -> float:
