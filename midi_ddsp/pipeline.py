@@ -66,7 +66,7 @@ from .note_level.notes import N_CONTROLS, NoteSequence, Performance
 from .note_level.serialization import load_performances
 from .synthesis.conditioning import batch_inputs, frame_inputs
 from .synthesis.ddsp.functional import hz_to_midi, midi_to_hz
-from .synthesis.generator import GeneratorInputs, SynthesisGenerator
+from .synthesis.generator import N_FRAME_FEATURES, GeneratorInputs, SynthesisGenerator
 from .synthesis.params import SynthParams
 from .synthesis.synthesizer import Synthesizer
 
@@ -398,8 +398,12 @@ class _GeneratorRun:
         pre = self.rf_c + self.rf_t + self.M + block
         post = int(round(RELEASE_S * self.fr)) + self.rf_c + self.rf_t + self.M
         for p in performances:
-            frames = notes_to_frames(p.sequence, self.F, self.fr)
-            self.inputs.append(frame_inputs(frames, p.controls))
+            if len(p) == 0:  # a voice without notes: all rest (and never active below)
+                self.inputs.append({"features": np.zeros((self.F, N_FRAME_FEATURES), np.float32),
+                                    "held_pitch": np.full((self.F, 1), 60.0, np.float32),
+                                    "in_note": np.zeros((self.F, 1), np.float32)})
+            else:
+                self.inputs.append(frame_inputs(notes_to_frames(p.sequence, self.F, self.fr), p.controls))
             s, e = note_frame_bounds(p.sequence, self.fr)
             self.activity.append((s - pre, e + post))
         self.held = np.stack([x["held_pitch"][:, 0] for x in self.inputs]) if self.V else np.zeros((0, self.F))
@@ -911,8 +915,9 @@ class MidiDDSP:
             loud = _windowed_loudness(x, self.sample_rate, self.frame_rate, n_frames, a_weighted_loudness)
 
         # Note detection (DDSP's detect_notes idea): smoothed confidence² weighted by level, above its mean.
-        box = np.ones(40) / 40.0
-        score = np.convolve(conf.astype(np.float64) ** 2, box, mode="same") * (loud + 80.0)
+        from scipy.ndimage import uniform_filter1d
+
+        score = uniform_filter1d(conf.astype(np.float64) ** 2, 40, mode="nearest") * (loud + 80.0)
         note_on = score > max(np.mean(loud + 80.0), 1e-6)
         stats = self.instrument_stats(inst.name)
         shift = int(octave_shift)
@@ -928,7 +933,7 @@ class MidiDDSP:
             mu, sd = loud[note_on].mean(), loud[note_on].std()
             ratio = float(np.clip(stats["std_db"] / max(sd, 1e-3), 0.5, 2.0))
             loud = (loud - mu) * ratio + stats["mean_db"]
-        on_smooth = np.convolve(note_on.astype(np.float64), np.ones(10) / 10.0, mode="same")
+        on_smooth = uniform_filter1d(note_on.astype(np.float64), 10, mode="nearest")
         loud = loud - float(quiet_db) * (1.0 - on_smooth) + float(loudness_shift_db)
         loud = np.maximum(loud, -80.0).astype(np.float32)
 

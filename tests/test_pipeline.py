@@ -314,3 +314,10 @@ def test_raising_one_notes_volume_raises_its_loudness_only(trained_model):
     high = loudness(_render_with(trained_model, "volume", 0.9))
     assert high[1] - low[1] > 3.0  # dB
     assert np.all(np.abs(high[[0, 2]] - low[[0, 2]]) < 1.0)
+
+
+def test_edge_inputs_voice_without_notes_tiny_recording(model):
+    empty = Performance(NoteSequence((), "violin", "empty"), np.zeros((0, 6)))
+    r = model.render([empty, perf([(48, 0.0, 0.02)], "cello")], seed=0)
+    assert r.stems.shape[0] == 2 and np.all(r.stems[0] == 0) and np.abs(r.stems[1]).max() > 0
+    assert model.transfer(np.zeros(100, np.float32), SR, "violin").audio.shape == (100,)
