@@ -175,7 +175,9 @@ def render(args) -> int:
     else:
         raise MidiDDSPError("give a MIDI file to render (or --performance FILE)")
 
+    t_load = time.perf_counter()
     model = _load(args.checkpoint)
+    startup = time.perf_counter() - t_load  # imports (torch, ...) + model load
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", MidiDDSPWarning)
         result = model.render(source, instrument=instrument, pitch_offset=args.pitch_offset, speed=args.speed,
@@ -209,8 +211,8 @@ def render(args) -> int:
     print(f"wrote {out} ({result.duration_s:.1f} s, {len(result.performances)} voice"
           f"{'s' if len(result.performances) != 1 else ''}, {sr} Hz"
           f"{', gain %.2f' % result.gain if result.gain < 1.0 else ''}) in {total:.1f} s "
-          f"(model load {model.load_time_s:.1f} s, render {render_s:.1f} s = "
-          f"{result.duration_s / max(render_s, 1e-9):.0f}x real time)")
+          f"(imports and model load {startup:.1f} s, of which model load {model.load_time_s:.1f} s; "
+          f"render {render_s:.1f} s = {result.duration_s / max(render_s, 1e-9):.0f}x real time)")
     return 0
 
 
