@@ -92,17 +92,27 @@ def bench_case(decoder: Decoder, batch: int, seconds: float, f0_range) -> None:
 @torch.inference_mode()
 def render_minutes(minutes: float) -> None:
     """Render ``minutes`` of audio (batch 1) and print peak RSS; run in a fresh process."""
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    base = _peak_rss_mib()
     decoder = Decoder()
     seconds = 60 * minutes
     harm_ctrl, noise_mag = decoder.prepare(*make_controls(1, seconds, (196, 880)))
     t0, c0 = time.perf_counter(), time.process_time()
     audio = decoder(harm_ctrl, noise_mag, int(seconds * SAMPLE_RATE), torch.tensor([0]))
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _peak_rss_mib()
     print(f"{minutes:g}-minute render (f0 196-880 Hz): {wall:.2f} s (cpu {cpu:.2f} s, "
           f"{seconds / wall:.0f}x real time), "
           f"{audio.shape[-1]} samples; peak RSS {peak:.0f} MiB (process after imports: {base:.0f} MiB)", flush=True)
+
+
+def _peak_rss_mib() -> float:
+    """Peak resident memory of this process in MiB (Linux VmHWM; ru_maxrss elsewhere, which on Linux can carry
+    over the parent's peak through fork + exec)."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main() -> None:

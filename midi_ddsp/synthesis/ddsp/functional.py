@@ -264,8 +264,9 @@ def _framed_convolution(
     """Convolve frames of ``x`` with per-frame FIRs and overlap-add; return output samples [start, start+n_out).
 
     Frame i is ``x[:, i*hop : i*hop + frame_len]`` (times ``window`` if given), convolved (linear, via rFFT)
-    with ``irs[:, i]`` (or ``irs[:, 0]`` for every frame when ``irs`` has one frame), placed back at ``i*hop``.
-    ``x``: ``[B, >= (n_frames - 1) * hop + frame_len]``; ``irs``: ``[B or 1, n_frames or 1, L]``.
+    with ``irs[:, i]`` (the last IR for frames past the end; ``irs[:, 0]`` for every frame when ``irs`` has one
+    frame), and placed back at ``i*hop``.
+    ``x``: ``[B, >= (n_frames - 1) * hop + frame_len]``; ``irs``: ``[B or 1, <= n_frames or 1, L]``.
     Frames are processed in groups so that memory stays bounded on long inputs.
     """
     batch, ir_len = x.shape[0], irs.shape[-1]
@@ -279,7 +280,14 @@ def _framed_convolution(
     for g0 in range(0, n_frames, group):
         g1 = min(n_frames, g0 + group)
         seg = frames[:, g0:g1] if window is None else frames[:, g0:g1] * window
-        spectrum = ir_fft if shared_ir else torch.fft.rfft(irs[:, g0:g1], n_fft)
+        if shared_ir:
+            spectrum = ir_fft
+        else:  # frames past the last IR hold it
+            seg_irs = irs[:, g0:g1]
+            if seg_irs.shape[1] < g1 - g0:
+                held = irs[:, -1:].expand(-1, g1 - g0 - seg_irs.shape[1], -1)
+                seg_irs = torch.cat([seg_irs, held], 1)
+            spectrum = torch.fft.rfft(seg_irs, n_fft)
         y = _overlap_add(torch.fft.irfft(torch.fft.rfft(seg, n_fft) * spectrum, n_fft), hop)
         if out is None:  # one group: y covers the whole output
             return y[:, start : start + n_out]
@@ -326,7 +334,6 @@ def ltv_fir_filter(audio: Tensor, irs: Tensor, *, delay: int = 0, windowed: bool
     if not windowed:
         x = F.pad(audio, (0, n_frames * hop - n))
         return _framed_convolution(x, irs, hop, hop, n_frames, None, delay, n)
-    irs = torch.cat([irs, irs[:, -1:]], 1)
-    x = F.pad(audio, (hop, (n_frames + 1) * hop - n))
+    x = F.pad(audio, (hop, (n_frames + 1) * hop - n))  # + a closing frame centred on n, holding the last IR
     window = torch.hann_window(2 * hop, periodic=True, dtype=audio.dtype, device=audio.device)
     return _framed_convolution(x, irs, 2 * hop, hop, n_frames + 1, window, hop + delay, n)
