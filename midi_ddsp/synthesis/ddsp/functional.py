@@ -269,7 +269,7 @@ def _framed_convolution(
     ``x``: ``[B, >= (n_frames - 1) * hop + frame_len]``; ``irs``: ``[B or 1, <= n_frames or 1, L]``.
     Frames are processed in groups so that memory stays bounded on long inputs.
     """
-    batch, ir_len = x.shape[0], irs.shape[-1]
+    batch, ir_len = max(x.shape[0], irs.shape[0]), irs.shape[-1]
     n_fft = next_fast_len(frame_len + ir_len - 1)
     frames = x.unfold(-1, frame_len, hop)
     shared_ir = irs.shape[1] == 1
@@ -313,10 +313,11 @@ def fft_convolve(audio: Tensor, ir: Tensor, *, max_fft_size: int = 2**20) -> Ten
 
 
 def ltv_fir_filter(audio: Tensor, irs: Tensor, *, delay: int = 0, windowed: bool = True) -> Tensor:
-    """Time-varying FIR filter, one impulse response per frame. ``[B, n], [B, F, L] -> [B, n]``.
+    """Time-varying FIR filter, one impulse response per frame. ``[B, n], [B or 1, F, L] -> [B, n]``.
 
     Windowed (default): the input is cut into Hann-windowed frames of ``2 * hop`` samples at 50 % overlap,
-    frame i centred on sample ``i * hop`` (``hop = ceil(n / F)``; the last IR is held for a closing frame);
+    frame i centred on sample ``i * hop`` (``hop = ceil(n / F)``, i.e. exactly ``n / F`` when F divides n, as
+    the synths use it; the last IR is held for a closing frame);
     each is convolved with its frame's IR and the results are overlap-added. Because the windows sum to one,
     a constant IR gives exactly ordinary convolution, and a changing IR is crossfaded over a hop instead of
     switching at block edges (no clicks).

@@ -45,9 +45,11 @@ class HarmonicSynth(nn.Module):
         """Raw network outputs -> controls.
 
         ``raw_amplitude [B, F, 1]`` and ``raw_harmonic_distribution [B, F, H]`` go through ``exp_sigmoid``;
-        the distribution is weighted by each harmonic's Nyquist gain at the frame's f0 (0 at or above
-        Nyquist) and normalised to sum to 1, so ``amplitude`` is the total audible harmonic amplitude. With
-        the hard cut this is exactly ddsp's ``normalize_below_nyquist``.
+        the distribution is weighted by each harmonic's Nyquist gain g at the frame's f0 (0 at or above
+        Nyquist) and normalised to sum to 1. With the hard cut this is exactly ddsp's
+        ``normalize_below_nyquist``. With the fade, :meth:`forward` applies g again per sample (so that no
+        control can alias), so a harmonic inside the fade band sounds at about g^2 of its share; renormalising
+        over the smoothly fading weights keeps the other harmonics from jumping when one crosses Nyquist.
         """
         amplitude = DF.exp_sigmoid(raw_amplitude)
         distribution = DF.exp_sigmoid(raw_harmonic_distribution)
