@@ -21,10 +21,15 @@ import subprocess
 import sys
 import time
 
-import torch
+# On a shared or oversubscribed CPU, spin-waiting OpenMP workers make every parallel op wait for a descheduled
+# thread: on this 2-core machine, with other jobs running, wall times were 5-30x slower with the default policy.
+# Passive waiting avoids that at a cost of microseconds per op. Set OMP_WAIT_POLICY yourself to override.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from midi_ddsp.synthesis.ddsp.effects import Reverb
-from midi_ddsp.synthesis.ddsp.synths import FilteredNoise, HarmonicSynth
+import torch  # noqa: E402  (after the OpenMP setting)
+
+from midi_ddsp.synthesis.ddsp.effects import Reverb  # noqa: E402
+from midi_ddsp.synthesis.ddsp.synths import FilteredNoise, HarmonicSynth  # noqa: E402
 
 SAMPLE_RATE, FRAME_RATE, N_HARMONICS, N_BANDS = 16000, 250, 60, 65
 
@@ -126,7 +131,8 @@ def main() -> None:
         render_minutes(args.render_minutes)
         return
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {SAMPLE_RATE} Hz, {FRAME_RATE} Hz frames, "
-          f"{N_HARMONICS} harmonics, {N_BANDS} noise bands, reverb IR 48000 taps; load average {_load()}")
+          f"{N_HARMONICS} harmonics, {N_BANDS} noise bands, reverb IR 48000 taps")
+    print(f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}; load average {_load()}")
     print("times: median of 5 runs after 2 warm-ups (min; process CPU time); real time from the median")
     decoder = Decoder()
     for batch, seconds in ((16, 4.0), (1, 60.0)):

@@ -201,7 +201,7 @@ def harmonic_oscillator(
             sines = radians[..., None] @ k[None, h0:h1]  # [B, T, h1 - h0]
             sines = sines.sin_() if in_place else sines.sin()
             if h0 == n_full:
-                sines = sines * nyquist_gain(interp(f0_pad, w_lin)[..., None] @ k[None, h0:h1], sample_rate, fade_start)
+                sines = sines * _fade_gain(interp(f0_pad, w_lin), k[h0:h1], sample_rate, fade_start, in_place)
             if aligned:
                 pair = torch.stack([amps_pad[:, c0:c1, h0:h1], amps_pad[:, c0 + 1 : c1 + 1, h0:h1]], -1)
                 ends = sines.view(batch, c1 - c0, hop, h1 - h0) @ pair  # [B, c, hop, 2]: left/right frame
@@ -212,6 +212,19 @@ def harmonic_oscillator(
                 out = out + (amps * sines).sum(-1)
         outputs.append(out)
     return torch.cat(outputs, 1)
+
+
+def _fade_gain(f0: Tensor, k: Tensor, sample_rate: float, fade_start: float | None, in_place: bool) -> Tensor:
+    """``nyquist_gain(f0[..., None] * k)`` fused for the oscillator's inner loop. ``[B, T] Hz, [K] -> [B, T, K]``."""
+    nyquist = sample_rate / 2.0
+    if fade_start is None or fade_start >= 1.0:
+        return (f0[..., None] @ k[None] < nyquist).to(f0.dtype)
+    scale = 0.5 * math.pi / (nyquist * (1.0 - fade_start))  # radians of half angle per Hz
+    bias = torch.tensor(-fade_start * nyquist * scale, dtype=f0.dtype, device=f0.device)
+    half_angle = torch.baddbmm(bias, (f0 * scale)[..., None], k.expand(f0.shape[0], 1, -1))
+    if in_place:
+        return half_angle.clamp_(0.0, 0.5 * math.pi).cos_().square_()
+    return half_angle.clamp(0.0, 0.5 * math.pi).cos().square()
 
 
 # ---------------------------------------------------------------------------------------- filters, convolution
@@ -298,7 +311,7 @@ def _framed_convolution(
     return out
 
 
-def fft_convolve(audio: Tensor, ir: Tensor, *, max_fft_size: int = 2**20) -> Tensor:
+def fft_convolve(audio: Tensor, ir: Tensor, *, max_fft_size: int = 2**17) -> Tensor:
     """Causal linear convolution, output truncated to the input length. ``[B, n] * [B or 1, m] -> [B, n]``.
 
     ``y[t] = sum_s ir[s] * audio[t - s]``. One FFT when ``n + m - 1 <= max_fft_size``, else overlap-add in
