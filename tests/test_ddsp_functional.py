@@ -271,9 +271,9 @@ def test_fft_convolve_matches_numpy_in_one_and_many_blocks():
     rng = np.random.default_rng(4)
     x, h = rng.normal(size=(3, 5000)), rng.normal(size=(1, 700))
     expected = np.stack([np.convolve(xi, h[0])[:5000] for xi in x])
-    for max_fft in (2**20, 1024, 1400):
-        y = DF.fft_convolve(_t(x, torch.float64), _t(h, torch.float64), max_fft_size=max_fft).numpy()
-        np.testing.assert_allclose(y, expected, atol=1e-9)
+    for max_fft, chunk in ((2**20, DF.CHUNK_ELEMENTS), (1024, DF.CHUNK_ELEMENTS), (1400, 5000)):
+        y = DF.fft_convolve(_t(x, torch.float64), _t(h, torch.float64), max_fft_size=max_fft, chunk_elements=chunk)
+        np.testing.assert_allclose(y.numpy(), expected, atol=1e-9)
     hb = rng.normal(size=(3, 50))  # one IR per batch item
     y = DF.fft_convolve(_t(x, torch.float64), _t(hb, torch.float64)).numpy()
     np.testing.assert_allclose(y, np.stack([np.convolve(x[i], hb[i])[:5000] for i in range(3)]), atol=1e-9)
@@ -290,9 +290,11 @@ def test_ltv_filter_with_constant_ir_is_plain_convolution(windowed, n):
     rng = np.random.default_rng(5)
     x, h = rng.normal(size=(2, n)), rng.normal(size=(2, 1, 128))
     irs = np.repeat(h, 100, 1)
-    y = DF.ltv_fir_filter(_t(x, torch.float64), _t(irs, torch.float64), delay=64, windowed=windowed).numpy()
     expected = np.stack([np.convolve(x[b], h[b, 0])[64 : 64 + n] for b in range(2)])
-    np.testing.assert_allclose(y, expected, atol=1e-9)
+    for chunk in (DF.CHUNK_ELEMENTS, 3000):
+        y = DF.ltv_fir_filter(_t(x, torch.float64), _t(irs, torch.float64), delay=64, windowed=windowed,
+                              chunk_elements=chunk)
+        np.testing.assert_allclose(y.numpy(), expected, atol=1e-9)
 
 
 def test_ltv_filter_matches_direct_windowed_definition():
@@ -312,8 +314,10 @@ def test_ltv_filter_matches_direct_windowed_definition():
         conv = np.convolve(seg * window, irs[min(i, n_frames - 1)])
         y[lo + hop : lo + hop + len(conv)] += conv  # stored with an offset of hop
     expected = y[hop + 3 : hop + 3 + n]
-    out = DF.ltv_fir_filter(_t(x[None], torch.float64), _t(irs[None], torch.float64), delay=3).numpy()[0]
-    np.testing.assert_allclose(out, expected, atol=1e-10)
+    for chunk in (DF.CHUNK_ELEMENTS, 300, 1000):  # one group of frames; several (group edges)
+        out = DF.ltv_fir_filter(_t(x[None], torch.float64), _t(irs[None], torch.float64), delay=3,
+                                chunk_elements=chunk).numpy()[0]
+        np.testing.assert_allclose(out, expected, atol=1e-10)
 
 
 def test_ltv_filter_windowed_has_no_block_clicks():

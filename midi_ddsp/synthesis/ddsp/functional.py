@@ -272,7 +272,7 @@ def _overlap_add(frames: Tensor, hop: int) -> Tensor:
 
 def _framed_convolution(
     x: Tensor, irs: Tensor, frame_len: int, hop: int, n_frames: int, window: Tensor | None,
-    start: int, n_out: int, chunk_elements: int = CHUNK_ELEMENTS,
+    start: int, n_out: int, chunk_elements: int,
 ) -> Tensor:
     """Convolve frames of ``x`` with per-frame FIRs and overlap-add; return output samples [start, start+n_out).
 
@@ -311,21 +311,24 @@ def _framed_convolution(
     return out
 
 
-def fft_convolve(audio: Tensor, ir: Tensor, *, max_fft_size: int = 2**17) -> Tensor:
+def fft_convolve(audio: Tensor, ir: Tensor, *, max_fft_size: int = 2**17,
+                 chunk_elements: int = CHUNK_ELEMENTS) -> Tensor:
     """Causal linear convolution, output truncated to the input length. ``[B, n] * [B or 1, m] -> [B, n]``.
 
     ``y[t] = sum_s ir[s] * audio[t - s]``. One FFT when ``n + m - 1 <= max_fft_size``, else overlap-add in
-    blocks (FFT size ``max_fft_size`` or ``~2 m``), so long inputs use bounded memory.
+    blocks (FFT size ``max_fft_size`` or ``~2 m``), a group of blocks (``chunk_elements`` FFT bins) at a time,
+    so long inputs use bounded memory.
     """
     n, m = audio.shape[-1], ir.shape[-1]
     block = n if n + m - 1 <= max_fft_size else max(max_fft_size - m + 1, m)
     block = min(n, next_fast_len(block + m - 1) - m + 1)
     n_blocks = -(-n // block)
     x = F.pad(audio, (0, n_blocks * block - n))
-    return _framed_convolution(x, ir[:, None, :], block, block, n_blocks, None, 0, n)
+    return _framed_convolution(x, ir[:, None, :], block, block, n_blocks, None, 0, n, chunk_elements)
 
 
-def ltv_fir_filter(audio: Tensor, irs: Tensor, *, delay: int = 0, windowed: bool = True) -> Tensor:
+def ltv_fir_filter(audio: Tensor, irs: Tensor, *, delay: int = 0, windowed: bool = True,
+                   chunk_elements: int = CHUNK_ELEMENTS) -> Tensor:
     """Time-varying FIR filter, one impulse response per frame. ``[B, n], [B or 1, F, L] -> [B, n]``.
 
     Windowed (default): the input is cut into Hann-windowed frames of ``2 * hop`` samples at 50 % overlap,
@@ -340,6 +343,8 @@ def ltv_fir_filter(audio: Tensor, irs: Tensor, *, delay: int = 0, windowed: bool
 
     ``delay``: samples dropped from the start of the output to compensate the IR's latency, e.g.
     ``L // 2`` for IRs from :func:`frequency_impulse_response` (zero-phase overall). ``0 <= delay < L``.
+
+    Frames are filtered in groups of about ``chunk_elements`` FFT bins, so memory stays bounded.
     """
     n, (n_frames, ir_len) = audio.shape[-1], irs.shape[-2:]
     if not 0 <= delay < ir_len:
@@ -347,7 +352,7 @@ def ltv_fir_filter(audio: Tensor, irs: Tensor, *, delay: int = 0, windowed: bool
     hop = -(-n // n_frames)
     if not windowed:
         x = F.pad(audio, (0, n_frames * hop - n))
-        return _framed_convolution(x, irs, hop, hop, n_frames, None, delay, n)
+        return _framed_convolution(x, irs, hop, hop, n_frames, None, delay, n, chunk_elements)
     x = F.pad(audio, (hop, (n_frames + 1) * hop - n))  # + a closing frame centred on n, holding the last IR
     window = torch.hann_window(2 * hop, periodic=True, dtype=audio.dtype, device=audio.device)
-    return _framed_convolution(x, irs, 2 * hop, hop, n_frames + 1, window, hop + delay, n)
+    return _framed_convolution(x, irs, 2 * hop, hop, n_frames + 1, window, hop + delay, n, chunk_elements)
