@@ -230,6 +230,10 @@ class GeneratorTask(pl.LightningModule):
     def validation_step(self, batch: dict, batch_idx: int) -> Tensor:
         return self._step(batch, "valid")
 
+    def attach_normalizer(self, tensors: dict[str, Tensor]) -> None:
+        """Ship the control normaliser the training controls were made with (exported with the weights)."""
+        self._extra_tensors = dict(tensors)
+
     def initialize_from(self, analysis_path: str) -> None:
         """Take the (frozen) reverb bank from a trained analysis model file."""
         tensors, _, _ = load_weights(analysis_path, "analysis")
@@ -246,6 +250,7 @@ class GeneratorTask(pl.LightningModule):
         """Inference weights (generator + reverb bank) as safetensors, kind ``generator``."""
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
         tensors |= {f"synth.{k}": v for k, v in self.synth.state_dict().items()}
+        tensors |= getattr(self, "_extra_tensors", {})
         save_weights(path, tensors, "generator", dict(self.hparams), extra={"global_step": self.global_step})
 
     def configure_optimizers(self):

@@ -50,9 +50,10 @@ def validate(cfg: DictConfig) -> None:
         if key.endswith("_dir") and value is not None and key.rsplit(".", 1)[-1] not in ("out_dir",):
             if not Path(str(value)).is_dir():
                 raise ConfigError(f"{key}: data folder {value} does not exist")
-    init = cfg.stage.get("init_from")
-    if init and not Path(str(init)).is_file():
-        raise ConfigError(f"stage.init_from: {init} does not exist (train the stage it comes from first)")
+    for key in ("init_from", "normalizer_from"):
+        path = cfg.stage.get(key)
+        if path and not Path(str(path)).is_file():
+            raise ConfigError(f"stage.{key}: {path} does not exist (run the stage that makes it first)")
     if cfg.get("resume") not in ("auto", "never") and not Path(str(cfg.resume)).is_file():
         raise ConfigError(f"resume: {cfg.resume} is neither 'auto', 'never' nor an existing checkpoint file")
 

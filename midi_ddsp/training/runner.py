@@ -10,6 +10,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import CSVLogger
 
+from ..checkpoint import load_weights
 from .callbacks import AudioSamples, ExportWeights, PeriodicCheckpoint
 
 
@@ -55,6 +56,9 @@ def run(cfg: DictConfig) -> TrainResult:
     init = cfg.stage.get("init_from")
     if init and hasattr(task, "initialize_from"):
         task.initialize_from(init)
+    normalizer = cfg.stage.get("normalizer_from")
+    if normalizer and hasattr(task, "attach_normalizer"):
+        task.attach_normalizer(load_weights(normalizer, "control_normalizer")[0])
     ckpt = None
     if cfg.resume == "auto":
         ckpt = latest_checkpoint(run_dir)
