@@ -10,8 +10,6 @@ Loading never unpickles anything.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from .errors import MidiDDSPError
+from .io.atomic import atomic_write
 from .instruments import NAMES
 
 FORMAT = "midi-ddsp"
@@ -46,14 +45,8 @@ def save_weights(path: str | Path, tensors: dict[str, Tensor], kind: str, config
     metadata = {"format": FORMAT, "kind": kind, "config": json.dumps(config), "instruments": json.dumps(list(NAMES))}
     if extra:
         metadata["extra"] = json.dumps(extra)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_write(path) as tmp:
         save_file(out, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

@@ -75,6 +75,12 @@ def _parser() -> argparse.ArgumentParser:
                     help="trained analysis model (safetensors)")
     dt.add_argument("--out", type=Path, default=Path("runs/targets"), help="output folder")
 
+    pk = sub.add_parser("package", help="assemble a model folder (float16 safetensors) from trained runs")
+    pk.add_argument("--runs", type=Path, default=Path("runs"), help="folder with the stage runs")
+    pk.add_argument("--cache-dir", type=Path, default=Path("cache/corpus"), help="training feature cache "
+                    "(for the per-instrument loudness/pitch statistics used by timbre transfer)")
+    pk.add_argument("--out", type=Path, default=Path("checkpoints"), help="output model folder")
+
     d = sub.add_parser("data", help="build a training corpus, cache features, dump training targets, report",
                        add_help=False)
     d.add_argument("args", nargs=argparse.REMAINDER)
@@ -116,6 +122,12 @@ def _dispatch(args) -> int:
         summary = dump_targets(args.cache_dir, args.analysis, args.out,
                                lambda e: split_of(e.get("group") or e["id"]))
         print(f"targets: {args.out} ({summary})")
+        return 0
+    if args.command == "package":
+        from .training.package import package
+
+        for path in package(args.runs, args.cache_dir, args.out):
+            print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
         return 0
     from . import commands
 

@@ -12,7 +12,6 @@ import math
 import os
 import re
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -20,12 +19,14 @@ from pathlib import Path
 import numpy as np
 
 from .errors import MidiDDSPError, MidiDDSPWarning, OutputWriteError
+from .io.atomic import commit, discard, make_temp
+from .io.audio import FORMATS, encode_audio
 
 # Before torch is imported: OpenMP threads that sleep instead of spinning while they wait. On a busy machine
 # (cores shared with other processes) spinning threads made renders 5-10x slower; override by setting it.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+AUDIO_SUFFIXES = tuple(FORMATS)
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 4000, 384000
 
 
@@ -37,25 +38,12 @@ class _Outputs:
         self._staged: list[tuple[Path, str]] = []
 
     def _temp(self, path: Path) -> str:
-        try:
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        except OSError as e:
-            raise OutputWriteError(f"{path}: cannot write here ({e.strerror or e})") from None
-        os.close(fd)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give outputs the usual permissions
+        tmp = make_temp(path)
         self._staged.append((path, tmp))
         return tmp
 
     def audio(self, path: Path, audio: np.ndarray, sample_rate: int) -> None:
-        import soundfile as sf
-
-        tmp = self._temp(path)
-        fmt = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG"}[path.suffix.lower()]
-        subtype = {"WAV": "PCM_16", "FLAC": "PCM_16", "OGG": "VORBIS"}[fmt]
-        try:
-            sf.write(tmp, np.asarray(audio, dtype=np.float32), int(sample_rate), format=fmt, subtype=subtype)
-        except (OSError, RuntimeError, ValueError, TypeError) as e:
-            raise OutputWriteError(f"{path}: cannot write audio ({str(e).splitlines()[0]})") from None
+        encode_audio(self._temp(path), audio, sample_rate, path.suffix)
 
     def text(self, path: Path, text: str) -> None:
         tmp = self._temp(path)
@@ -68,23 +56,14 @@ class _Outputs:
     def commit(self) -> None:
         try:
             for path, tmp in self._staged:
-                os.replace(tmp, path)
-        except OSError as e:
-            raise OutputWriteError(f"cannot write the output files ({e.strerror or e})") from None
+                commit(tmp, path)
         finally:
             self.abort()
 
     def abort(self) -> None:
         for _, tmp in self._staged:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            discard(tmp)
         self._staged = []
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def _check_output_file(path: Path, suffixes: tuple[str, ...], what: str) -> Path:

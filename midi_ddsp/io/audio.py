@@ -1,14 +1,13 @@
 """Audio files: read as mono float32 at a requested sample rate; write atomically (temp file + rename)."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
 from ..errors import MidiDDSPError, OutputWriteError
+from .atomic import atomic_write
 
 
 class AudioReadError(MidiDDSPError, ValueError):
@@ -47,29 +46,30 @@ def resample(audio: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
                             res_type="soxr_hq")
 
 
-def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int, subtype: str = "PCM_16") -> Path:
-    """Write mono ``audio`` [samples] to ``path`` (format from the extension) atomically.
+FORMATS = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16"), ".ogg": ("OGG", "VORBIS")}
+
+
+def encode_audio(target: str | Path, audio: np.ndarray, sample_rate: int, suffix: str) -> None:
+    """Write mono ``audio`` [samples] to ``target`` in the format of ``suffix`` (.wav/.flac/.ogg), non-atomically."""
+    fmt, subtype = FORMATS[suffix.lower()]
+    try:
+        sf.write(str(target), np.asarray(audio, dtype=np.float32), int(sample_rate), format=fmt, subtype=subtype)
+    except (OSError, sf.LibsndfileError, RuntimeError, ValueError, TypeError) as e:
+        raise OutputWriteError(f"{target}: cannot write audio ({str(e).splitlines()[0]})") from None
+
+
+def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int) -> Path:
+    """Write mono ``audio`` [samples] to ``path`` (.wav, .flac or .ogg) atomically.
 
     Raises:
-        OutputWriteError: the folder does not exist or cannot be written; nothing is left behind.
+        OutputWriteError: unknown format, or the folder does not exist or cannot be written; nothing is left
+            behind.
     """
     path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise OutputWriteError(f"{path}: output folder {parent} does not exist")
-    try:
-        fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{path.stem}.", suffix=path.suffix or ".wav")
-    except OSError as e:
-        raise OutputWriteError(f"{path}: cannot write here ({e.strerror})") from None
-    os.close(fd)
-    try:
-        sf.write(tmp, np.asarray(audio, dtype=np.float32), int(sample_rate),
-                 subtype=subtype if path.suffix.lower() in (".wav", "") else None,
-                 format="WAV" if path.suffix == "" else None)
-        os.replace(tmp, path)
-    except (OSError, sf.LibsndfileError, ValueError, TypeError) as e:
-        raise OutputWriteError(f"{path}: cannot write audio ({str(e).splitlines()[0]})") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    if path.suffix.lower() not in FORMATS:
+        raise OutputWriteError(f"{path}: audio outputs end in {', '.join(FORMATS)}")
+    if not (path.parent if str(path.parent) else Path(".")).is_dir():
+        raise OutputWriteError(f"{path}: output folder {path.parent} does not exist")
+    with atomic_write(path) as tmp:
+        encode_audio(tmp, audio, sample_rate, path.suffix)
     return path

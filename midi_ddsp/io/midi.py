@@ -46,9 +46,7 @@ Reading (:func:`read_midi`, :func:`load_midi`):
 from __future__ import annotations
 
 import io
-import os
 import struct
-import tempfile
 import warnings
 from dataclasses import dataclass, field, replace
 from itertools import groupby
@@ -57,7 +55,8 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from midi_ddsp.errors import MidiDDSPWarning, MidiReadError, OutputWriteError
+from midi_ddsp.errors import MidiDDSPWarning, MidiReadError
+from midi_ddsp.io.atomic import atomic_write
 from midi_ddsp.instruments import INSTRUMENTS, by_name
 from midi_ddsp.note_level.notes import Note, NoteSequence
 
@@ -344,16 +343,8 @@ def write_midi(sequences: NoteSequence | Iterable[NoteSequence], path) -> Path:
         track.notes = [pretty_midi.Note(n.velocity, n.pitch, n.onset_s, n.offset_s) for n in seq]
         pm.instruments.append(track)
     path = Path(path)
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
-            pm.write(f)
-        os.replace(tmp, path)
-    except OSError as e:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
-        raise OutputWriteError(f"{path}: cannot write ({e.strerror or e})") from None
+    with atomic_write(path) as tmp, open(tmp, "wb") as f:
+        pm.write(f)
     return path
 
 

@@ -29,14 +29,13 @@ import csv
 import io
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 
-from midi_ddsp.errors import OutputWriteError, PerformanceFileError
+from midi_ddsp.errors import PerformanceFileError
+from midi_ddsp.io.atomic import atomic_write
 from midi_ddsp.note_level.notes import CONTROL_NAMES, Note, NoteSequence, Performance
 
 CSV_COLUMNS = ("voice", "name", "instrument", "pitch", "onset_s", "offset_s", "velocity") + CONTROL_NAMES
@@ -240,16 +239,8 @@ def save_performances(performances: Performance | Iterable[Performance], path) -
     if suffix not in (".csv", ".json"):
         raise PerformanceFileError(f"{path}: performance files end in .csv or .json")
     text = to_csv(performances) if suffix == ".csv" else to_json(performances)
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except OSError as e:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
-        raise OutputWriteError(f"{path}: cannot write ({e.strerror or e})") from None
+    with atomic_write(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
     return path
 
 
