@@ -75,6 +75,8 @@ def main(argv=None) -> int:
     p.add_argument("--listen", default=None, help="write real / resynthesized / generated WAVs here")
     args = p.parse_args(argv)
     torch.manual_seed(args.seed)
+    if args.listen:
+        Path(args.listen).mkdir(parents=True, exist_ok=True)
 
     dm = SynthesisDataModule(args.cache_dir, batch_size=1, clip_samples=64000)
     clips = GeneratorClipDataset(dm.dataset("test"), args.targets_dir)

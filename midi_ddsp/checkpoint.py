@@ -119,9 +119,17 @@ def safe_torch_load(path: str | Path, map_location: str = "cpu") -> Any:
         raise CheckpointError(f"{path}: refused to load (not a plain-weights file: {_first_line(e)})") from None
 
 
-def construct(cls, config: dict[str, Any]):
-    """``cls(**config)`` keeping only the arguments ``cls`` accepts (task configs hold training-only keys)."""
+def construct(cls, config: dict[str, Any], path: str | Path | None = None):
+    """``cls(**config)`` keeping only the arguments ``cls`` accepts (task configs hold training-only keys).
+
+    Raises:
+        CheckpointError: the config does not build a ``cls`` (named with ``path``).
+    """
     import inspect
 
     params = inspect.signature(cls).parameters
-    return cls(**{k: v for k, v in config.items() if k in params})
+    try:
+        return cls(**{k: v for k, v in config.items() if k in params})
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"{path or 'model file'}: config does not build a {cls.__name__} "
+                              f"({_first_line(e)})") from None

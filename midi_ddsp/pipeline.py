@@ -56,7 +56,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .checkpoint import CheckpointError, construct, load_into, load_weights, save_weights
+from .checkpoint import CheckpointError, construct, save_weights
 from .errors import MidiDDSPError, MidiDDSPWarning
 from .instruments import INSTRUMENTS, Instrument, by_name
 from .io.midi import load_midi, note_name
@@ -66,6 +66,7 @@ from .note_level.notes import N_CONTROLS, NoteSequence, Performance
 from .note_level.serialization import load_performances
 from .synthesis.conditioning import batch_inputs, frame_inputs
 from .synthesis.ddsp.functional import hz_to_midi, midi_to_hz
+from .synthesis.loading import load_analysis, load_generator
 from .synthesis.generator import N_FRAME_FEATURES, GeneratorInputs, SynthesisGenerator
 from .synthesis.params import SynthParams
 from .synthesis.synthesizer import Synthesizer
@@ -237,17 +238,6 @@ def _range_warnings(voices: Sequence[NoteSequence]) -> list[str]:
 def _emit(messages: Sequence[str]) -> None:
     for m in messages:
         warnings.warn(m, MidiDDSPWarning, stacklevel=3)
-
-
-def _sub(tensors: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
-    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-
-
-def _construct(cls, config: dict, path: Path):
-    try:
-        return construct(cls, config)
-    except (TypeError, ValueError, RuntimeError) as e:
-        raise CheckpointError(f"{path}: config does not build a {cls.__name__} ({e})") from None
 
 
 # ------------------------------------------------------------------------------------------ the synthesizer
@@ -596,15 +586,11 @@ class MidiDDSP:
         gen_path = folder / GENERATOR_FILE
         if not gen_path.is_file():
             raise CheckpointError(f"{folder}: no {GENERATOR_FILE} in the model folder")
-        tensors, config, _ = load_weights(gen_path, "generator")
-        generator = _construct(SynthesisGenerator, config, gen_path)
-        load_into(generator, _sub(tensors, "model."), gen_path)
-        synth = _construct(Synthesizer, config, gen_path)
-        load_into(synth, _sub(tensors, "synth."), gen_path)
+        generator, synth, config, _, others = load_generator(gen_path)
         normalizer = None
-        if ControlNormalizer.PREFIX + "low" in tensors:
+        if ControlNormalizer.PREFIX + "low" in others:
             try:
-                normalizer = ControlNormalizer.from_dict(tensors)
+                normalizer = ControlNormalizer.from_dict(others)
             except (KeyError, ValueError) as e:
                 raise CheckpointError(f"{gen_path}: bad control normalizer ({e})") from None
         sample_rate = int(config.get("sample_rate", 16000))
@@ -1108,19 +1094,12 @@ def _empty_params(model: MidiDDSP, n: int) -> SynthParams:
 
 
 def _load_analysis(path: Path, want_mels: bool):
-    from .synthesis.analysis import AnalysisModel
-
-    kind = "analysis"
-    tensors, config, extra = load_weights(path, kind)
-    n_mels = int(config.get("n_mels", 64))
-    if want_mels and n_mels <= 0:
+    model, synth, _, extra, _ = load_analysis(path)
+    if want_mels and model.n_mels <= 0:
         raise CheckpointError(f"{path}: an f0 + loudness model (n_mels=0); the analysis model needs log-mel input")
-    if not want_mels and n_mels != 0:
-        raise CheckpointError(f"{path}: timbre transfer needs the f0 + loudness model (n_mels=0), got n_mels={n_mels}")
-    model = _construct(AnalysisModel, config, path)
-    load_into(model, _sub(tensors, "model."), path)
-    synth = _construct(Synthesizer, config, path)
-    load_into(synth, _sub(tensors, "synth."), path)
+    if not want_mels and model.n_mels != 0:
+        raise CheckpointError(f"{path}: timbre transfer needs the f0 + loudness model (n_mels=0), "
+                              f"got n_mels={model.n_mels}")
     return model, synth, extra
 
 

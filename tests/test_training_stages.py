@@ -46,7 +46,7 @@ def test_analysis_dump_generator(cache):
     from midi_ddsp.training.targets import dump_targets, load_normalizer
 
     analysis = _train(cache, "analysis", "stage.task.reverb_length=4000")
-    model, synth, extra = load_analysis(analysis.export_path)
+    model, synth, _, extra, _ = load_analysis(analysis.export_path)
     assert extra["global_step"] == 3 and model.n_mels == 64
 
     targets = cache / "targets"
@@ -61,7 +61,7 @@ def test_analysis_dump_generator(cache):
     gen = _train(cache, "generator", "stage.task.reverb_length=4000", f"stage.init_from={analysis.export_path}",
                  f"stage.data.targets_dir={targets}", "stage.task.f0_hidden=16",
                  f"stage.normalizer_from={targets / 'control_normalizer.safetensors'}")
-    generator, gsynth, others, extra = load_generator(gen.export_path)
+    generator, gsynth, _, extra, others = load_generator(gen.export_path)
     assert extra["global_step"] == 3
     assert set(others) == {"control_normalizer.low", "control_normalizer.high"}
     # the generator reuses the analysis model's (frozen) reverb

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, NamedTuple
+
+from torch import Tensor, nn
 
 from ..checkpoint import construct, load_into, load_weights
 from .analysis import AnalysisModel
@@ -9,28 +12,35 @@ from .generator import SynthesisGenerator
 from .synthesizer import Synthesizer
 
 
+class LoadedModel(NamedTuple):
+    """A model, the synthesizer (with its reverb bank) stored beside it, and the file's metadata."""
+
+    model: nn.Module
+    synth: Synthesizer
+    config: dict[str, Any]
+    extra: dict[str, Any]
+    others: dict[str, Tensor]  # tensors that belong to neither, e.g. the control normaliser
+
+
 def _split(tensors: dict, prefix: str) -> dict:
     return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
-def _synth(tensors: dict, config: dict, path) -> Synthesizer:
-    synth = construct(Synthesizer, config)
+def _load(path: str | Path, kind: str, cls) -> LoadedModel:
+    tensors, config, extra = load_weights(path, kind)
+    model = construct(cls, config, path)
+    load_into(model, _split(tensors, "model."), path)
+    synth = construct(Synthesizer, config, path)
     load_into(synth, _split(tensors, "synth."), path)
-    return synth.eval()
-
-
-def load_analysis(path: str | Path) -> tuple[AnalysisModel, Synthesizer, dict]:
-    """(model, synthesizer with its reverb bank, extra metadata) of an ``analysis`` file."""
-    tensors, config, extra = load_weights(path, "analysis")
-    model = construct(AnalysisModel, config)
-    load_into(model, _split(tensors, "model."), path)
-    return model.eval(), _synth(tensors, config, path), extra
-
-
-def load_generator(path: str | Path) -> tuple[SynthesisGenerator, Synthesizer, dict, dict]:
-    """(generator, synthesizer, other tensors such as the control normaliser, extra) of a ``generator`` file."""
-    tensors, config, extra = load_weights(path, "generator")
-    model = construct(SynthesisGenerator, config)
-    load_into(model, _split(tensors, "model."), path)
     others = {k: v for k, v in tensors.items() if not k.startswith(("model.", "synth."))}
-    return model.eval(), _synth(tensors, config, path), others, extra
+    return LoadedModel(model.eval(), synth.eval(), config, extra, others)
+
+
+def load_analysis(path: str | Path) -> LoadedModel:
+    """An ``analysis`` file: AnalysisModel (log-mel or f0 + loudness variant) + synthesizer."""
+    return _load(path, "analysis", AnalysisModel)
+
+
+def load_generator(path: str | Path) -> LoadedModel:
+    """A ``generator`` file: SynthesisGenerator + synthesizer; ``others`` holds the control normaliser."""
+    return _load(path, "generator", SynthesisGenerator)
