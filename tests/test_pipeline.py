@@ -296,6 +296,8 @@ def _render_with(m, control, value_middle):
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="known gap (issue 7): the shipped generator does not yet follow the "
+                                       "vibrato control; strict, so it reports as soon as it starts passing")
 def test_raising_one_notes_vibrato_raises_its_f0_modulation_only(trained_model):
     low = _note_f0_modulation_cents(_render_with(trained_model, "vibrato", 0.1), SWEEP_NOTES)
     high = _note_f0_modulation_cents(_render_with(trained_model, "vibrato", 0.9), SWEEP_NOTES)
