@@ -49,7 +49,6 @@ def run(cfg: DictConfig) -> TrainResult:
     """Train the configured stage; the inference weights are exported to ``cfg.export_path``."""
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
     pl.seed_everything(cfg.seed, workers=True)
     task = instantiate(cfg.stage.task)
     data = instantiate(cfg.stage.data)
@@ -65,8 +64,10 @@ def run(cfg: DictConfig) -> TrainResult:
     elif cfg.resume != "never":
         ckpt = Path(cfg.resume)
     trainer = build_trainer(cfg, run_dir)
-    if ckpt is not None and trainer.is_global_zero:
-        print(f"[{datetime.now():%H:%M:%S}] resuming from {ckpt}")
+    if trainer.is_global_zero:
+        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+        if ckpt is not None:
+            print(f"[{datetime.now():%H:%M:%S}] resuming from {ckpt}")
     # Our own checkpoints hold only tensors and plain containers, so they load with weights_only=True.
     trainer.fit(task, datamodule=data, ckpt_path=str(ckpt) if ckpt else None, weights_only=True)
     return TrainResult(task, trainer, Path(cfg.export_path))
