@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from midi_ddsp.data.jobs import run_jobs
 from midi_ddsp.data.loaders import PieceSource, find_pieces
 from midi_ddsp.instruments import by_name
 
@@ -291,21 +292,10 @@ def cache_features(cfg: CacheConfig) -> dict:
         todo.append(p)
     jobs = [(p, cfg, str(out)) for p in todo]
     with open(log_path, "a") as lf:
-        if cfg.n_workers > 1 and len(jobs) > 1:
-            import multiprocessing as mp
-
-            with mp.get_context("spawn").Pool(cfg.n_workers) as pool:
-                it = pool.imap_unordered(_job, jobs, chunksize=1)
-                for e in _tqdm(it, len(jobs), "features", cfg.progress):
-                    lf.write(json.dumps(e) + "\n")
-                    lf.flush()
-                    done[e["id"]] = e
-        else:
-            for j in _tqdm(jobs, len(jobs), "features", cfg.progress):
-                e = _job(j)
-                lf.write(json.dumps(e) + "\n")
-                lf.flush()
-                done[e["id"]] = e
+        for e in run_jobs(_job, jobs, cfg.n_workers, "features", cfg.progress):
+            lf.write(json.dumps(e) + "\n")
+            lf.flush()
+            done[e["id"]] = e
     entries = [done[p.id] for p in pieces if p.id in done]
     entries += [{"id": Path(path).stem, "source_audio": path, "status": "skipped", "reason": reason}
                 for path, reason in problems]
@@ -343,14 +333,3 @@ def audio_path(cache_dir: str | os.PathLike, entry: dict) -> Path:
     """Absolute path of a cached piece's 16 kHz mono audio."""
     p = Path(entry["audio"])
     return p if p.is_absolute() else Path(cache_dir) / p
-
-
-def _tqdm(it, total, desc, enabled):
-    if not enabled:
-        return it
-    try:
-        from tqdm import tqdm
-
-        return tqdm(it, total=total, desc=desc, mininterval=5.0)
-    except ImportError:  # pragma: no cover
-        return it

@@ -31,6 +31,7 @@ from midi_ddsp.data.corpus_sources import (
     DEFAULT_COLLECTIONS, BlacklistedSourceError, Melody, gather_melodies, is_blacklisted, music21_corpus_root,
     select_music21_files,
 )
+from midi_ddsp.data.jobs import run_jobs
 from midi_ddsp.data.performer import MelodyTooShortError, PerformedPiece, PerformerConfig, perform
 from midi_ddsp.instruments import INSTRUMENTS, by_name
 
@@ -261,21 +262,10 @@ def build_corpus(cfg: CorpusConfig) -> dict:
     log(f"{len(pieces) - len(todo)} pieces already built, {len(todo)} to render")
     jobs = [(p, str(out), cfg.sample_rate, sf2, cfg.gain, cfg.keep_midi) for p in todo]
     with open(manifest_path, "a") as mf:
-        if cfg.n_workers > 1 and len(jobs) > 1:
-            import multiprocessing as mp
-
-            with mp.get_context("spawn").Pool(cfg.n_workers) as pool:
-                it = pool.imap_unordered(_render_job, jobs, chunksize=1)
-                for e in _tqdm(it, len(jobs), "render", cfg.progress):
-                    mf.write(json.dumps(e) + "\n")
-                    mf.flush()
-                    done[e["id"]] = e
-        else:
-            for j in _tqdm(jobs, len(jobs), "render", cfg.progress):
-                e = _render_job(j)
-                mf.write(json.dumps(e) + "\n")
-                mf.flush()
-                done[e["id"]] = e
+        for e in run_jobs(_render_job, jobs, cfg.n_workers, "render", cfg.progress):
+            mf.write(json.dumps(e) + "\n")
+            mf.flush()
+            done[e["id"]] = e
 
     entries = [done[p.name] for p in pieces if p.name in done]
     (out / "manifest.json").write_text(json.dumps({"sample_rate": cfg.sample_rate, "soundfont": sf2,
@@ -333,14 +323,3 @@ def _logger(enabled: bool):
         if enabled:
             print(f"[corpus {time.strftime('%H:%M:%S')}] {msg}", flush=True)
     return log
-
-
-def _tqdm(it, total, desc, enabled):
-    if not enabled:
-        return it
-    try:
-        from tqdm import tqdm
-
-        return tqdm(it, total=total, desc=desc, mininterval=5.0)
-    except ImportError:  # pragma: no cover
-        return it

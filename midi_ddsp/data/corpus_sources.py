@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from midi_ddsp.data.jobs import run_jobs
+
 #: Reserved composers: a text is blacklisted when one of its words *starts with* one of these (so
 #: "folkHaydn.abc", "Beethovens" and "W.A.Mozart" hit, while "Monteverdi" does not hit "verdi").
 BLACKLIST_COMPOSERS: tuple[str, ...] = (
@@ -325,20 +327,7 @@ def gather_melodies(files: list[str], cache_dir: str | os.PathLike | None, n_wor
     Every returned melody has passed the blacklist on path, composer and title.
     """
     jobs = [(f, str(cache_dir) if cache_dir else None, corpus_root) for f in files]
-    results: dict[str, tuple] = {}
-    if n_workers > 1 and len(jobs) > 1:
-        import multiprocessing as mp
-
-        ctx = mp.get_context("spawn")
-        with ctx.Pool(n_workers) as pool:
-            it = pool.imap_unordered(_parse_job, jobs, chunksize=4)
-            it = _maybe_tqdm(it, len(jobs), "parse melodies", progress)
-            for path, res in it:
-                results[path] = res
-    else:
-        for j in _maybe_tqdm(jobs, len(jobs), "parse melodies", progress):
-            path, res = _parse_job(j)
-            results[path] = res
+    results = dict(run_jobs(_parse_job, jobs, n_workers, "parse melodies", progress, chunksize=4))
     melodies, errors = [], {}
     for f in files:
         mels, err = results[f]
@@ -350,14 +339,3 @@ def gather_melodies(files: list[str], cache_dir: str | os.PathLike | None, n_wor
                 continue
             melodies.append(m)
     return melodies, errors
-
-
-def _maybe_tqdm(it, total, desc, enabled):
-    if not enabled:
-        return it
-    try:
-        from tqdm import tqdm
-
-        return tqdm(it, total=total, desc=desc, mininterval=2.0)
-    except ImportError:  # pragma: no cover
-        return it
