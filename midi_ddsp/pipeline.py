@@ -447,6 +447,20 @@ class _GeneratorRun:
         items = [{k: x[lo:hi] for k, x in self.inputs[v].items()} for v in voices]
         return batch_inputs(items, [self.ids[v] for v in voices])
 
+    def window_params(self, voices: Sequence[int], params: SynthParams, lo: int, a: int, b: int
+                      ) -> list[SynthParams]:
+        """Every voice's parameters for frames [a, b) of a window (``params`` of the active ``voices``, computed
+        from frame ``lo``; silent voices get silent parameters), one ``[1, b - a, ...]`` each."""
+        out: dict[int, SynthParams] = {}
+        if voices:
+            core = params.frames(a - lo, b - lo)
+            out.update({v: core.map(lambda t, i=i: t[i:i + 1]) for i, v in enumerate(voices)})
+        silent = [v for v in range(self.V) if v not in out]
+        if silent:
+            sp = self.silent_params(silent, a, b)
+            out.update({v: sp.map(lambda t, i=i: t[i:i + 1]) for i, v in enumerate(silent)})
+        return [out[v] for v in range(self.V)]
+
     def silent_params(self, voices: Sequence[int], lo: int, hi: int) -> SynthParams:
         n, B = hi - lo, len(voices)
         f0 = torch.from_numpy(self.f0[list(voices), lo:hi])[..., None]
@@ -708,16 +722,8 @@ class MidiDDSP:
         pieces: list[list[Tensor]] = [[] for _ in perfs]
         with torch.inference_mode(), _tqdm(len(run), _show(progress, n_frames / self.frame_rate), "generate") as bar:
             for a, b, lo, voices, params in run:
-                silent = [v for v in range(len(perfs)) if v not in voices]
-                chunks = {}
-                if voices:
-                    core = params.frames(a - lo, b - lo)
-                    chunks.update({v: core.map(lambda t, i=i: t[i:i + 1]) for i, v in enumerate(voices)})
-                if silent:
-                    sp = run.silent_params(silent, a, b)
-                    chunks.update({v: sp.map(lambda t, i=i: t[i:i + 1]) for i, v in enumerate(silent)})
-                for v in range(len(perfs)):
-                    pieces[v].append(chunks[v])
+                for v, chunk in enumerate(run.window_params(voices, params, lo, a, b)):
+                    pieces[v].append(chunk)
                 bar.update()
         return [SynthParams.cat(p) if p else _empty_params(self, 0) for p in pieces]
 
@@ -832,24 +838,16 @@ class MidiDDSP:
         stream = _SynthStream(self.synth, run.ids, n_frames, self.hop, self.sample_rate, seed, reverb,
                               impulse_response)
         pieces: list[list[SynthParams]] = [[] for _ in performances]
-        V = len(performances)
         with torch.inference_mode(), _tqdm(len(run), _show(progress, n_frames / self.frame_rate), "render") as bar:
             for a, b, lo, voices, params in run:
-                silent = [v for v in range(V) if v not in voices]
+                silent = [v for v in range(run.V) if v not in voices]
                 if silent:
                     stream.advance_phase(silent, run.f0[silent, a:min(b + 1, n_frames)], a, b)
                 if voices:
                     stream.render(voices, params, lo, a, b)
                 if keep_params:
-                    chunks = {}
-                    if voices:
-                        core = params.frames(a - lo, b - lo)
-                        chunks.update({v: core.map(lambda x, i=i: x[i:i + 1]) for i, v in enumerate(voices)})
-                    if silent:
-                        sp = run.silent_params(silent, a, b)
-                        chunks.update({v: sp.map(lambda x, i=i: x[i:i + 1]) for i, v in enumerate(silent)})
-                    for v in range(V):
-                        pieces[v].append(chunks[v])
+                    for v, chunk in enumerate(run.window_params(voices, params, lo, a, b)):
+                        pieces[v].append(chunk)
                 bar.update()
         timings["generate_and_synthesize"] = time.perf_counter() - t
         timings.update({f"generator.{k}": v for k, v in run.timings.items()})
