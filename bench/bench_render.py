@@ -138,11 +138,13 @@ def accuracy(checkpoint: str, instruments: list[str], values: list[float]) -> No
             notes = tuple(Note(centre + d, 1.2 * i, 1.2 * i + 0.9, 90) for i, d in enumerate((-5, -2, 0, 3, 5, 7)))
             seq = NoteSequence(notes, inst.name, "sweep")
             perfs = []
-            for v in values:  # one voice per value, batched (temperature 0: voices do not interact)
+            for v in values:  # one voice per value, batched
                 ctl = np.full((len(notes), 6), 0.5)
                 ctl[:, c] = v
                 perfs.append(Performance(seq, ctl))
-            params = model.synth_params(perfs, temperature=0.0, seed=0, progress=False)
+            # sampled f0 (temperature 1, as rendered by default): greedy decoding of the autoregressive pitch
+            # model gives flat curves, i.e. no vibrato whatever the control says
+            params = model.synth_params(perfs, temperature=1.0, seed=0, progress=False)
             audio = model.audio(params, [inst.name] * len(perfs), seed=0, progress=False) \
                 if model.analysis_model is not None else [None] * len(perfs)
             for v, p, a in zip(values, params, audio):
