@@ -84,7 +84,9 @@ def test_sampled_f0_stays_inside_the_notes_range():
     assert dev.abs().max() <= gen.f0.max_semitones + 1e-4
     # rests hold the neighbouring note's pitch: f0 never drops to 0 Hz
     assert (params.f0_hz > 200).all()
-    assert np.array_equal(held_pitch(frames)[frames.note_index >= 0], frames.pitch[frames.note_index >= 0])
+    held = held_pitch(frames.note_index, frames.pitch)
+    assert np.array_equal(held[frames.note_index >= 0], frames.pitch[frames.note_index >= 0])
+    assert np.all(held[:50] == 60)  # the leading rest holds the first note's pitch
 
 
 def test_same_seed_same_parameters_and_temperature_zero_is_deterministic():

@@ -10,15 +10,19 @@ from ..note_level.frames import NoteFrames, expand_to_frames
 from .generator import GeneratorInputs
 
 
-def held_pitch(frames: NoteFrames, default: float = 60.0) -> np.ndarray:
+def held_pitch(note_index: np.ndarray, pitch: np.ndarray, default: float = 60.0) -> np.ndarray:
     """float32 [n_frames]: each frame's note pitch; rests hold the previous note's pitch (leading rests the
-    first note's), so the synthesizer's f0 never drops to 0 Hz between notes."""
-    on = frames.note_index >= 0
+    first note's), so the synthesizer's f0 never drops to 0 Hz between notes.
+
+    Args:
+        note_index: [n_frames] note index per frame, -1 on rests. pitch: [n_frames] MIDI pitch per frame.
+    """
+    on = note_index >= 0
     if not on.any():
-        return np.full(frames.n_frames, default, dtype=np.float32)
-    last = np.maximum.accumulate(np.where(on, np.arange(frames.n_frames), -1))
+        return np.full(note_index.shape[0], default, dtype=np.float32)
+    last = np.maximum.accumulate(np.where(on, np.arange(on.size), -1))
     last = np.where(last < 0, np.flatnonzero(on)[0], last)
-    return frames.pitch[last].astype(np.float32)
+    return pitch[last].astype(np.float32)
 
 
 def frame_inputs(frames: NoteFrames, controls: np.ndarray) -> dict[str, np.ndarray]:
@@ -33,7 +37,7 @@ def frame_inputs(frames: NoteFrames, controls: np.ndarray) -> dict[str, np.ndarr
     in_note = (frames.note_index >= 0).astype(np.float32)[:, None]
     features = np.concatenate(
         [expand_to_frames(np.asarray(controls, dtype=np.float32), frames), frames.features(), in_note], axis=-1)
-    return {"features": features.astype(np.float32), "held_pitch": held_pitch(frames)[:, None], "in_note": in_note}
+    return {"features": features.astype(np.float32), "held_pitch": held_pitch(frames.note_index, frames.pitch)[:, None], "in_note": in_note}
 
 
 def batch_inputs(items: Sequence[dict[str, np.ndarray]], instrument_ids: Sequence[int],

@@ -11,6 +11,7 @@ from torch.utils.data import Dataset
 
 from ..data.datamodules import SynthesisDataModule
 from ..data.datasets import SynthesisClipDataset
+from ..synthesis.conditioning import held_pitch
 from .targets import _safe
 
 
@@ -38,10 +39,7 @@ class GeneratorClipDataset(Dataset):
             piece["controls"] = z["controls"].astype(np.float32)
         f = self.clips.store.features(i)
         note_index = f["frame_note_index"]
-        on = note_index >= 0
-        last = np.maximum.accumulate(np.where(on, np.arange(on.size), -1))
-        last = np.where(last < 0, np.flatnonzero(on)[0] if on.any() else 0, last)
-        piece["held_pitch"] = np.where(on.any(), f["frame_pitch"][last], 60).astype(np.float32)
+        piece["held_pitch"] = held_pitch(note_index, f["frame_pitch"])
         piece["note_index"] = note_index
         return piece
 
