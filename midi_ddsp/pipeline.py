@@ -240,6 +240,19 @@ def _emit(messages: Sequence[str]) -> None:
         warnings.warn(m, MidiDDSPWarning, stacklevel=3)
 
 
+def _blocks(n: int, size: int, margin: int) -> Iterator[tuple[int, int, int, int]]:
+    """Blocks [a, b) of ``size`` frames over ``n`` frames, each with its context [lo, hi) of ``margin`` frames."""
+    for a in range(0, n, size):
+        b = min(a + size, n)
+        yield a, b, max(0, a - margin), min(n, b + margin)
+
+
+def _frames_of(inputs: GeneratorInputs, lo: int, hi: int) -> GeneratorInputs:
+    """Frames [lo, hi) of generator inputs."""
+    return GeneratorInputs(inputs.features[:, lo:hi], inputs.held_pitch[:, lo:hi], inputs.in_note[:, lo:hi],
+                           inputs.instrument)
+
+
 # ------------------------------------------------------------------------------------------ the synthesizer
 class _SynthStream:
     """Renders SynthParams window by window into per-voice output rows, seamlessly (see module docstring).
@@ -416,14 +429,8 @@ class _GeneratorRun:
         n, S, m = inputs.n_frames, self.block_frames, self.rf_c
         if n <= S + 2 * m:
             return self.gen.conditioning(inputs)
-        out = []
-        for a in range(0, n, S):
-            b = min(a + S, n)
-            lo, hi = max(0, a - m), min(n, b + m)
-            sub = GeneratorInputs(inputs.features[:, lo:hi], inputs.held_pitch[:, lo:hi], inputs.in_note[:, lo:hi],
-                                  inputs.instrument)
-            out.append(self.gen.conditioning(sub)[:, a - lo:b - lo])
-        return torch.cat(out, 1)
+        return torch.cat([self.gen.conditioning(_frames_of(inputs, lo, hi))[:, a - lo:b - lo]
+                          for a, b, lo, hi in _blocks(n, S, m)], 1)
 
     def _timbre(self, cond: Tensor, inputs: GeneratorInputs, f0: Tensor) -> SynthParams:
         """``gen.timbre_params`` in cache-sized blocks with receptive-field margins (exact)."""
@@ -431,14 +438,9 @@ class _GeneratorRun:
         sr, fr = float(self.sr), float(self.fr)
         if n <= S + 2 * m:
             return self.gen.timbre_params(cond, inputs, f0, sr, fr)
-        out = []
-        for a in range(0, n, S):
-            b = min(a + S, n)
-            lo, hi = max(0, a - m), min(n, b + m)
-            sub = GeneratorInputs(inputs.features[:, lo:hi], inputs.held_pitch[:, lo:hi], inputs.in_note[:, lo:hi],
-                                  inputs.instrument)
-            out.append(self.gen.timbre_params(cond[:, lo:hi], sub, f0[:, lo:hi], sr, fr).frames(a - lo, b - lo))
-        return SynthParams.cat(out)
+        return SynthParams.cat([
+            self.gen.timbre_params(cond[:, lo:hi], _frames_of(inputs, lo, hi), f0[:, lo:hi], sr, fr).frames(a - lo, b - lo)
+            for a, b, lo, hi in _blocks(n, S, m)])
 
     def active(self, lo: int, hi: int) -> list[int]:
         return [v for v in range(self.V) if np.any((self.activity[v][0] < hi) & (self.activity[v][1] > lo))]

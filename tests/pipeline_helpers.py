@@ -3,18 +3,8 @@ from __future__ import annotations
 
 import pretty_midi
 import pytest
-import torch
 
 from midi_ddsp.pipeline import DEFAULT_CHECKPOINTS, GENERATOR_FILE, MidiDDSP, write_random_checkpoints
-
-
-@pytest.fixture(autouse=False)
-def one_thread():
-    """One torch thread for the test (2-thread OpenMP barriers crawl on a shared, overloaded 2-core box)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

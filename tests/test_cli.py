@@ -16,7 +16,7 @@ import soundfile as sf
 from midi_ddsp.cli import main
 from midi_ddsp.note_level import Note, NoteSequence, Performance, to_csv
 
-from pipeline_helpers import (BASS, MELODY, checkpoint_dir, model, one_thread, two_track_midi,  # noqa: F401
+from pipeline_helpers import (BASS, MELODY, checkpoint_dir, model, two_track_midi,  # noqa: F401
                               write_midi)
 
 pytestmark = pytest.mark.usefixtures("one_thread")

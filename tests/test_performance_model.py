@@ -16,13 +16,7 @@ from midi_ddsp.performance.sampling import (
 TINY = dict(pitch_dim=8, instrument_dim=4, feature_dim=8, encoder_hidden=16, decoder_hidden=16, head_hidden=16)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # One torch thread: these tiny GRUs are fastest that way, and 2 threads on a busy 2-core machine spin.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

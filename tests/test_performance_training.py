@@ -20,13 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(pitch_dim=16, instrument_dim=8, feature_dim=16, encoder_hidden=32, decoder_hidden=32, head_hidden=32)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # One torch thread: these tiny GRUs are fastest that way, and 2 threads on a busy 2-core machine spin.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from midi_ddsp.pipeline import (GENERATOR_FILE, MIX_PEAK, MidiDDSP, RenderResult
 from midi_ddsp.synthesis.ddsp.features import a_weighted_loudness, estimate_f0
 from midi_ddsp.synthesis.params import SynthParams
 
-from pipeline_helpers import checkpoint_dir, model, one_thread, trained_model, two_track_midi  # noqa: F401
+from pipeline_helpers import checkpoint_dir, model, trained_model, two_track_midi  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
