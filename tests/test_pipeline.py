@@ -141,6 +141,23 @@ def test_mix_stems_scales_mix_and_stems_by_one_gain():
     assert mix_stems(quiet.copy())[2] == 1.0
 
 
+def test_pipelined_render_equals_sequential_render(model):
+    # Synthesis on a second thread, one window behind the generator: same audio, bit for bit, including a
+    # voice that falls silent for several windows (its phase advances from a copy of the f0).
+    perfs = [perf([(64, 0.0, 0.6), (66, 2.5, 3.0)]), perf([(48, 0.0, 3.2)], "cello", name="c")]
+    old = model.window_s
+    try:
+        model.window_s = 0.4
+        sequential = model.render(perfs, seed=5, parallel=False)
+        torch.set_num_threads(2)
+        pipelined = model.render(perfs, seed=5)             # parallel by default with >= 2 threads
+        assert torch.get_num_threads() == 2                 # the one-thread limit is lifted afterwards
+    finally:
+        model.window_s = old
+        torch.set_num_threads(1)
+    assert np.array_equal(sequential.stems, pipelined.stems)
+
+
 def test_multi_voice_render_mix_never_clips_and_stems_sum_to_mix(model, tmp_path):
     r = model.render(two_track_midi(tmp_path / "t.mid"), seed=0)
     assert isinstance(r, RenderResult)

@@ -174,6 +174,8 @@ class GeneratorTask(pl.LightningModule):
     The reverb is taken from a trained analysis task and kept frozen.
     """
 
+    export_kind = "generator"
+
     def __init__(self, width: int = 128, n_instruments: int = 13, instrument_dim: int = 32, n_harmonics: int = 60,
                  n_noise_bands: int = 65, f0_hidden: int = 128, f0_bins: int = 401, f0_max_semitones: float = 4.0,
                  f0_block: int = 5, reverb_length: int = 48000, sample_rate: int = 16000, frame_rate: int = 250,
@@ -251,7 +253,7 @@ class GeneratorTask(pl.LightningModule):
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
         tensors |= {f"synth.{k}": v for k, v in self.synth.state_dict().items()}
         tensors |= getattr(self, "_extra_tensors", {})
-        save_weights(path, tensors, "generator", dict(self.hparams), extra={"global_step": self.global_step})
+        save_weights(path, tensors, self.export_kind, dict(self.hparams), extra={"global_step": self.global_step})
 
     def configure_optimizers(self):
         params = [p for p in self.parameters() if p.requires_grad]

@@ -50,7 +50,7 @@ def validate(cfg: DictConfig) -> None:
         if key.endswith("_dir") and value is not None and key.rsplit(".", 1)[-1] not in ("out_dir",):
             if not Path(str(value)).is_dir():
                 raise ConfigError(f"{key}: data folder {value} does not exist")
-    for key in ("init_from", "normalizer_from"):
+    for key in ("init_from", "normalizer_from", "warm_start"):
         path = cfg.stage.get(key)
         if path and not Path(str(path)).is_file():
             raise ConfigError(f"stage.{key}: {path} does not exist (run the stage that makes it first)")

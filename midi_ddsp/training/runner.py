@@ -10,7 +10,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import CSVLogger
 
-from ..checkpoint import load_weights
+from ..checkpoint import load_into, load_weights
+from .config import ConfigError
 from .callbacks import AudioSamples, ExportWeights, PeriodicCheckpoint
 
 
@@ -38,6 +39,17 @@ def build_trainer(cfg: DictConfig, run_dir: Path) -> pl.Trainer:
     )
 
 
+def warm_start(task: pl.LightningModule, path: str) -> None:
+    """Start ``task.model`` from exported weights of the same kind (fine-tuning). Only the network is taken:
+    the synthesizer (reverb bank) stays as the task built or ``init_from`` loaded it."""
+    kind = getattr(task, "export_kind", None)
+    if kind is None:
+        raise ConfigError(f"stage.warm_start: {type(task).__name__} cannot be warm-started")
+    tensors, _, _ = load_weights(path, kind)
+    load_into(task.model, {k[len("model."):]: v.float() for k, v in tensors.items() if k.startswith("model.")},
+              path)
+
+
 @dataclass
 class TrainResult:
     task: pl.LightningModule
@@ -55,6 +67,9 @@ def run(cfg: DictConfig) -> TrainResult:
     init = cfg.stage.get("init_from")
     if init and hasattr(task, "initialize_from"):
         task.initialize_from(init)
+    warm = cfg.stage.get("warm_start")
+    if warm:
+        warm_start(task, warm)
     normalizer = cfg.stage.get("normalizer_from")
     if normalizer and hasattr(task, "attach_normalizer"):
         task.attach_normalizer(load_weights(normalizer, "control_normalizer")[0])

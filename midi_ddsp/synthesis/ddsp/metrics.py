@@ -74,15 +74,21 @@ def release_time_s(loudness_db: np.ndarray, offset_frames: np.ndarray, frame_rat
     return float(np.median(times)) if times else float("nan")
 
 
-def f0_micro_variation_cents(f0_hz: np.ndarray, note_index: np.ndarray, min_frames: int = 50) -> float:
-    """Median over notes of the std (cents) of f0 about the note's own mean, on notes >= ``min_frames``.
-    A flat synthetic line reads ~0; played instruments read several cents (more with vibrato)."""
+def f0_micro_variation_cents(f0_hz: np.ndarray, note_index: np.ndarray, min_frames: int = 50,
+                             outlier_cents: float = 300.0) -> float:
+    """Median over notes of the std (cents) of f0 about the note's own median, on notes >= ``min_frames``.
+
+    A flat synthetic line reads ~0; played instruments read several cents (more with vibrato). Frames more
+    than ``outlier_cents`` from the note's median are left out, so a pitch tracker's octave errors do not
+    pass for vibrato.
+    """
     cents = 1200 * np.log2(np.maximum(f0_hz, 1e-3) / 440.0)
     stds = []
     for k in np.unique(note_index[note_index >= 0]):
         sel = note_index == k
         if sel.sum() >= min_frames:
-            inner = np.flatnonzero(sel)[5:-5]  # skip the transition frames at both ends
+            inner = cents[np.flatnonzero(sel)[5:-5]]  # skip the transition frames at both ends
+            inner = inner[np.abs(inner - np.median(inner)) <= outlier_cents]
             if inner.size > 10:
-                stds.append(cents[inner].std())
+                stds.append(inner.std())
     return float(np.median(stds)) if stds else float("nan")
