@@ -14,7 +14,9 @@ Control accuracy (MIDI-DDSP paper, section "note expression control"): for each 
 phrase per instrument is rendered with that control swept over 5 values (all notes, other controls 0.5),
 the performance is re-extracted from the rendered audio (analysis model -> synthesis parameters ->
 note expression extractor; f0 re-estimated from the audio) and the Pearson correlation between the set
-and re-extracted values is reported. Targets: >= 0.9 for volume, vibrato, brightness; >= 0.7 others.
+and re-extracted values is reported. Brightness is also re-extracted with the harmonic distribution
+measured directly from the audio's spectrum at the tracked f0 (no model), because the analysis model leans
+on what is typical of the instrument and under-reads brightness that the audio does have. Targets: >= 0.9 for volume, vibrato, brightness; >= 0.7 others.
 Without an analysis model the controls are re-extracted from the generated synthesis parameters instead
 (said in the output).
 """
@@ -129,7 +131,7 @@ def accuracy(checkpoint: str, instruments: list[str], values: list[float]) -> No
     targets = {"volume": 0.9, "vibrato": 0.9, "brightness": 0.9}
     rows = []
     for c, name in enumerate(CONTROL_NAMES):
-        set_vals, got = [], []
+        set_vals, got, got_measured = [], [], []
         for inst_name in instruments:
             from midi_ddsp.instruments import by_name
 
@@ -149,13 +151,20 @@ def accuracy(checkpoint: str, instruments: list[str], values: list[float]) -> No
                 if model.analysis_model is not None else [None] * len(perfs)
             for v, p, a in zip(values, params, audio):
                 if model.analysis_model is not None:
-                    back = model.extract_performance(a, model.sample_rate, seq)
+                    analysed = model.analyze(a, model.sample_rate, seq.instrument)
+                    back = model.extract_performance(a, model.sample_rate, seq, params=analysed)
+                    if name == "brightness":
+                        measured = model.extract_performance(a, model.sample_rate, seq, params=analysed,
+                                                             measured_harmonics=True)
+                        got_measured += list(measured.controls[:, c])
                 else:
                     back = model.extract_performance(None, model.sample_rate, seq, params=p)
                 set_vals += [v] * len(notes)
                 got += list(back.controls[:, c])
-        r = pearson(set_vals, got)
-        rows.append((name, r, targets.get(name, 0.7)))
+        rows.append((name, pearson(set_vals, got), targets.get(name, 0.7)))
+        if got_measured:
+            rows.append((f"{name} (harmonics measured from the audio, no model)", pearson(set_vals, got_measured),
+                         targets.get(name, 0.7)))
     for name, r, target in rows:
         ok = "ok" if r >= target else "below target"
         print(f"  {name:<13} r = {r:6.3f}   (target >= {target}: {ok})")

@@ -29,7 +29,9 @@ grow with the length of the piece (only the output buffers do, one float32 row p
 - **Silence is skipped**: a voice is not run through the networks or the synthesizer in windows where it has
   no note (allowing for the model's look-ahead and a release); there it is exactly silent.
 
-Voices active in a window are batched together (all voices of a piece share one frame grid).
+Voices active in a window are batched together (all voices of a piece share one frame grid). In
+:meth:`MidiDDSP.render` the synthesizer works on a second thread, one window behind the generator, with
+single-threaded torch ops on both sides: on two cores this beats splitting every op over two threads.
 
 Mixing: stems are summed; if the mix peak exceeds ``MIX_PEAK`` (0.99) the mix *and every stem* are scaled
 by the same gain, so the stems still sum to the mix and keep their balance (the gain is reported in
@@ -1096,14 +1098,29 @@ class MidiDDSP:
         return SynthParams.cat(pieces)
 
     def extract_performance(self, audio: np.ndarray, sample_rate: int, sequence: NoteSequence,
-                            f0_hz: np.ndarray | None = None, params: SynthParams | None = None) -> Performance:
+                            f0_hz: np.ndarray | None = None, params: SynthParams | None = None,
+                            measured_harmonics: bool = False) -> Performance:
         """Re-extract a Performance (normalised controls) of ``sequence`` from audio via the analysis model
-        (or from given ``params``)."""
+        (or from given ``params``).
+
+        ``measured_harmonics``: take the harmonic distribution (hence brightness) from a direct harmonic
+        analysis of the audio (:func:`~midi_ddsp.synthesis.ddsp.features.measured_harmonic_distribution` at
+        the analysed f0) instead of from the analysis model, which leans on what is typical of the instrument.
+        """
         if params is None:
             params = self.analyze(audio, sample_rate, sequence.instrument, f0_hz)
+        harmonics = params.harmonic_distribution[0]
+        if measured_harmonics:
+            from .io.audio import resample
+            from .synthesis.ddsp.features import measured_harmonic_distribution
+
+            x = np.asarray(audio, dtype=np.float32).reshape(-1)
+            if int(sample_rate) != self.sample_rate:
+                x = resample(x, int(sample_rate), self.sample_rate).astype(np.float32)
+            harmonics = torch.from_numpy(measured_harmonic_distribution(
+                x, params.f0_hz[0, :, 0].numpy(), self.sample_rate, self.frame_rate, harmonics.shape[-1]))
         frames = notes_to_frames(sequence, params.n_frames, self.frame_rate)
-        raw = extract_controls(params.f0_hz[0], params.amplitude[0], params.harmonic_distribution[0],
-                               params.noise_magnitudes[0], frames)
+        raw = extract_controls(params.f0_hz[0], params.amplitude[0], harmonics, params.noise_magnitudes[0], frames)
         controls = self.normalizer.normalize(np.nan_to_num(raw, nan=0.0), sequence.instrument, clip=False)
         return Performance(sequence, controls)
 

@@ -150,3 +150,20 @@ def test_f0_batch_lists():
     out = estimate_f0_batch(clips, SR)
     assert [o[0].shape[0] for o in out] == [SR // 2 // 64, int(0.75 * SR) // 64]
     assert abs(np.median(out[1][0]) - 440.0) < 0.5
+
+
+def test_measured_harmonic_distribution_of_a_known_tone():
+    from midi_ddsp.synthesis.ddsp.features import measured_harmonic_distribution
+
+    amps = np.array([1.0, 0.5, 0.0, 0.25, 0.125])
+    t = np.arange(SR) / SR
+    x = sum(a * np.sin(2 * np.pi * 220.0 * (k + 1) * t) for k, a in enumerate(amps))
+    dist = measured_harmonic_distribution(x, np.full(SR // 64, 220.0), SR, n_harmonics=8)
+    assert dist.shape == (SR // 64, 8)
+    expected = np.concatenate([amps, np.zeros(3)]) / amps.sum()
+    np.testing.assert_allclose(dist[20:-20], np.broadcast_to(expected, (dist.shape[0] - 40, 8)), atol=5e-3)
+    # harmonics at or above Nyquist get nothing; silence gives all-zero rows
+    high = measured_harmonic_distribution(np.sin(2 * np.pi * 3000.0 * t), np.full(SR // 64, 3000.0), SR,
+                                          n_harmonics=4)
+    assert np.all(high[20:-20, 2:] == 0) and np.allclose(high[20:-20, 0], 1.0, atol=1e-3)
+    assert np.all(measured_harmonic_distribution(np.zeros(SR), np.full(SR // 64, 220.0), SR) == 0)

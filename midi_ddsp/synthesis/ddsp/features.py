@@ -18,7 +18,8 @@ import numpy as np
 import scipy.fft
 import torch
 
-__all__ = ["a_weighted_loudness", "log_mel", "estimate_f0", "estimate_f0_batch", "frame_hop"]
+__all__ = ["a_weighted_loudness", "log_mel", "estimate_f0", "estimate_f0_batch", "frame_hop",
+           "measured_harmonic_distribution"]
 
 
 def frame_hop(sample_rate: int, frame_rate: float) -> int:
@@ -269,3 +270,41 @@ def estimate_f0_batch(audios: Sequence[np.ndarray] | np.ndarray, sample_rate: in
                       ) -> list[tuple[np.ndarray, np.ndarray]]:
     """``estimate_f0`` over a list of mono clips (any lengths) or the rows of a [B, n] array."""
     return [estimate_f0(np.asarray(a), sample_rate, **kwargs) for a in audios]
+
+
+def measured_harmonic_distribution(audio: np.ndarray, f0_hz: np.ndarray, sample_rate: int,
+                                   frame_rate: float = 250.0, n_harmonics: int = 60, n_fft: int = 1024,
+                                   chunk_frames: int = 2048) -> np.ndarray:
+    """Harmonic amplitude distribution measured from a mono signal with a known f0 (no model).
+
+    Each frame (Hann window of ``n_fft`` samples centred on sample ``i * hop``) gets its power spectrum; bin
+    power within half a harmonic spacing of ``k * f0`` is summed into harmonic ``k`` (k = 1..n_harmonics,
+    below Nyquist) and the square root taken, so a sinusoid of amplitude ``a`` contributes ``~a``. The
+    amplitudes are normalised to sum to 1 per frame, like the synthesizer's ``harmonic_distribution``.
+
+    Args:
+        audio: [n] waveform. f0_hz: [frames] Hz at ``frame_rate`` (e.g. from :func:`estimate_f0`).
+        n_fft: window length in samples (64 ms at 16 kHz resolves harmonics of f0 >= ~50 Hz).
+    Returns:
+        [frames, n_harmonics] float32, rows summing to 1 (all zeros where there is no energy).
+    """
+    x = np.asarray(audio, dtype=np.float64).reshape(-1)
+    hop = frame_hop(sample_rate, frame_rate)
+    f0 = np.maximum(np.asarray(f0_hz, dtype=np.float64).reshape(-1), 1e-3)
+    padded = np.pad(x, (n_fft // 2, n_fft // 2 + hop * max(0, f0.size - x.size // hop)))
+    window = np.hanning(n_fft)
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
+    out = np.zeros((f0.size, n_harmonics), dtype=np.float64)
+    for start in range(0, f0.size, chunk_frames):                             # bounded memory
+        stop = min(f0.size, start + chunk_frames)
+        frames = librosa.util.frame(padded[start * hop:(stop - 1) * hop + n_fft], frame_length=n_fft,
+                                    hop_length=hop, axis=0)
+        power = np.abs(np.fft.rfft(frames * window, axis=-1)) ** 2           # [f, bins]
+        k = np.rint(freqs[None, :] / f0[start:stop, None]).astype(np.int64)  # nearest harmonic of each bin
+        valid = (k >= 1) & (k <= n_harmonics) & (k * f0[start:stop, None] < sample_rate / 2)
+        rows = np.broadcast_to(np.arange(stop - start)[:, None], k.shape)
+        flat = (rows * n_harmonics + k - 1)[valid]
+        energy = np.bincount(flat, weights=power[valid], minlength=(stop - start) * n_harmonics)
+        out[start:stop] = np.sqrt(energy.reshape(stop - start, n_harmonics))
+    total = out.sum(-1, keepdims=True)
+    return np.where(total > 0, out / np.maximum(total, 1e-30), 0.0).astype(np.float32)
