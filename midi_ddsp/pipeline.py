@@ -47,10 +47,10 @@ from __future__ import annotations
 
 import math
 import sys
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 import time
 import warnings
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
