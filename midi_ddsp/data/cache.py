@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from midi_ddsp.data.jobs import run_jobs
+from midi_ddsp.data.jobs import run_journaled
 from midi_ddsp.data.loaders import PieceSource, find_pieces
 from midi_ddsp.instruments import by_name
 
@@ -291,11 +291,7 @@ def cache_features(cfg: CacheConfig) -> dict:
             continue
         todo.append(p)
     jobs = [(p, cfg, str(out)) for p in todo]
-    with open(log_path, "a") as lf:
-        for e in run_jobs(_job, jobs, cfg.n_workers, "features", cfg.progress):
-            lf.write(json.dumps(e) + "\n")
-            lf.flush()
-            done[e["id"]] = e
+    run_journaled(_job, jobs, cfg.n_workers, "features", cfg.progress, log_path, done)
     entries = [done[p.id] for p in pieces if p.id in done]
     entries += [{"id": Path(path).stem, "source_audio": path, "status": "skipped", "reason": reason}
                 for path, reason in problems]

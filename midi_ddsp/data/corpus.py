@@ -31,7 +31,7 @@ from midi_ddsp.data.corpus_sources import (
     DEFAULT_COLLECTIONS, BlacklistedSourceError, Melody, gather_melodies, is_blacklisted, music21_corpus_root,
     select_music21_files,
 )
-from midi_ddsp.data.jobs import run_jobs
+from midi_ddsp.data.jobs import run_journaled
 from midi_ddsp.data.performer import MelodyTooShortError, PerformedPiece, PerformerConfig, perform
 from midi_ddsp.instruments import INSTRUMENTS, by_name
 
@@ -261,11 +261,7 @@ def build_corpus(cfg: CorpusConfig) -> dict:
         todo.append(p)
     log(f"{len(pieces) - len(todo)} pieces already built, {len(todo)} to render")
     jobs = [(p, str(out), cfg.sample_rate, sf2, cfg.gain, cfg.keep_midi) for p in todo]
-    with open(manifest_path, "a") as mf:
-        for e in run_jobs(_render_job, jobs, cfg.n_workers, "render", cfg.progress):
-            mf.write(json.dumps(e) + "\n")
-            mf.flush()
-            done[e["id"]] = e
+    run_journaled(_render_job, jobs, cfg.n_workers, "render", cfg.progress, manifest_path, done)
 
     entries = [done[p.name] for p in pieces if p.name in done]
     (out / "manifest.json").write_text(json.dumps({"sample_rate": cfg.sample_rate, "soundfont": sf2,

@@ -1,6 +1,8 @@
 """Run independent jobs (one per piece or file) in worker processes, with a progress bar."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
 from tqdm import tqdm
@@ -29,3 +31,14 @@ def run_jobs(fn: Callable[[J], R], jobs: Sequence[J], n_workers: int, desc: str,
     else:
         for job in progress(jobs, len(jobs), desc, show):
             yield fn(job)
+
+
+def run_journaled(fn: Callable[[J], dict], jobs: Sequence[J], n_workers: int, desc: str, show: bool,
+                  journal: str | Path, done: dict[str, dict]) -> None:
+    """``run_jobs`` whose result dicts are appended to ``journal`` (JSON lines, flushed one by one, so an
+    interrupted run resumes from what finished) and stored in ``done`` under their ``"id"``."""
+    with open(journal, "a") as f:
+        for entry in run_jobs(fn, jobs, n_workers, desc, show):
+            f.write(json.dumps(entry) + "\n")
+            f.flush()
+            done[entry["id"]] = entry
