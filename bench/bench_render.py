@@ -14,11 +14,11 @@ Control accuracy (MIDI-DDSP paper, section "note expression control"): for each 
 phrase per instrument is rendered with that control swept over 5 values (all notes, other controls 0.5),
 the performance is re-extracted from the rendered audio (analysis model -> synthesis parameters ->
 note expression extractor; f0 re-estimated from the audio) and the Pearson correlation between the set
-and re-extracted values is reported. Brightness is also re-extracted with the harmonic distribution
-measured directly from the audio's spectrum at the tracked f0 (no model), because the analysis model leans
-on what is typical of the instrument and under-reads brightness that the audio does have. Targets: >= 0.9 for volume, vibrato, brightness; >= 0.7 others.
-Without an analysis model the controls are re-extracted from the generated synthesis parameters instead
-(said in the output).
+and re-extracted values is reported, pooled over the instruments and per instrument. Two more columns:
+the same with the harmonic distribution measured directly from the audio's spectrum at the tracked f0 (no
+model; the analysis model leans on what is typical of the instrument and under-reads brightness), and the
+controls read from the generated synthesis parameters (how well the generator follows, before any
+re-extraction error). Targets: >= 0.9 for volume, vibrato, brightness; >= 0.7 others.
 """
 from __future__ import annotations
 
@@ -120,21 +120,24 @@ def pearson(x, y) -> float:
 def accuracy(checkpoint: str, instruments: list[str], values: list[float]) -> None:
     import torch
 
+    from midi_ddsp.instruments import by_name
     from midi_ddsp.note_level.notes import CONTROL_NAMES, Note, NoteSequence, Performance
     from midi_ddsp.pipeline import MidiDDSP
 
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
     model = MidiDDSP.from_pretrained(checkpoint)
-    via = "analysis model on the rendered audio" if model.analysis_model is not None else \
-        "the generated synthesis parameters (no analysis.safetensors)"
-    print(f"== control accuracy: Pearson r between set and re-extracted controls, via {via}")
+    from_audio = model.analysis_model is not None
+    print("== control accuracy: Pearson r between set and re-extracted controls, pooled over "
+          f"{', '.join(instruments)} (per-instrument range in brackets)")
+    print("   audio: re-extracted from the rendered audio (analysis model -> synthesis parameters -> note "
+          "expression extractor)" if from_audio else "   audio: unavailable (no analysis.safetensors)")
+    print("   audio+harm: the same, harmonic distribution measured from the audio's spectrum (no model)")
+    print("   params: read from the generated synthesis parameters (does the generator follow the control?)")
     targets = {"volume": 0.9, "vibrato": 0.9, "brightness": 0.9}
-    rows = []
+    print(f"  {'control':<13} {'audio':>21} {'audio+harm':>21} {'params':>21}   target")
     for c, name in enumerate(CONTROL_NAMES):
-        set_vals, got, got_measured = [], [], []
+        routes = {"audio": {}, "audio+harm": {}, "params": {}}
         for inst_name in instruments:
-            from midi_ddsp.instruments import by_name
-
             inst = by_name(inst_name)
             centre = (inst.low + inst.high) // 2
             notes = tuple(Note(centre + d, 1.2 * i, 1.2 * i + 0.9, 90) for i, d in enumerate((-5, -2, 0, 3, 5, 7)))
@@ -147,27 +150,31 @@ def accuracy(checkpoint: str, instruments: list[str], values: list[float]) -> No
             # sampled f0 (temperature 1, as rendered by default): greedy decoding of the autoregressive pitch
             # model gives flat curves, i.e. no vibrato whatever the control says
             params = model.synth_params(perfs, temperature=1.0, seed=0, progress=False)
-            audio = model.audio(params, [inst.name] * len(perfs), seed=0, progress=False) \
-                if model.analysis_model is not None else [None] * len(perfs)
-            for v, p, a in zip(values, params, audio):
-                if model.analysis_model is not None:
-                    analysed = model.analyze(a, model.sample_rate, seq.instrument)
-                    back = model.extract_performance(a, model.sample_rate, seq, params=analysed)
-                    if name == "brightness":
-                        measured = model.extract_performance(a, model.sample_rate, seq, params=analysed,
-                                                             measured_harmonics=True)
-                        got_measured += list(measured.controls[:, c])
-                else:
-                    back = model.extract_performance(None, model.sample_rate, seq, params=p)
-                set_vals += [v] * len(notes)
-                got += list(back.controls[:, c])
-        rows.append((name, pearson(set_vals, got), targets.get(name, 0.7)))
-        if got_measured:
-            rows.append((f"{name} (harmonics measured from the audio, no model)", pearson(set_vals, got_measured),
-                         targets.get(name, 0.7)))
-    for name, r, target in rows:
-        ok = "ok" if r >= target else "below target"
-        print(f"  {name:<13} r = {r:6.3f}   (target >= {target}: {ok})")
+            audio = model.audio(params, [inst.name] * len(perfs), seed=0, progress=False) if from_audio else None
+            got = {k: [] for k in routes}
+            for i, p in enumerate(params):
+                got["params"] += list(model.extract_performance(None, model.sample_rate, seq, params=p).controls[:, c])
+                if from_audio:
+                    analysed = model.analyze(audio[i], model.sample_rate, seq.instrument)
+                    for route, measured in (("audio", False), ("audio+harm", True)):
+                        got[route] += list(model.extract_performance(
+                            audio[i], model.sample_rate, seq, params=analysed,
+                            measured_harmonics=measured).controls[:, c])
+            for k, v in got.items():
+                if v:
+                    routes[k][inst_name] = (np.repeat(values, len(notes)), np.asarray(v))
+
+        def cell(per_inst) -> str:
+            if not per_inst:
+                return "-"
+            pooled = pearson(np.concatenate([s for s, _ in per_inst.values()]),
+                             np.concatenate([g for _, g in per_inst.values()]))
+            each = [pearson(s, g) for s, g in per_inst.values()]
+            return f"{pooled:6.3f} [{np.nanmin(each):.2f}..{np.nanmax(each):.2f}]"
+
+        target = targets.get(name, 0.7)
+        print(f"  {name:<13} {cell(routes['audio']):>21} {cell(routes['audio+harm']):>21} "
+              f"{cell(routes['params']):>21}   >= {target}")
 
 
 def main(argv=None) -> int:

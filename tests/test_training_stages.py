@@ -68,3 +68,27 @@ def test_analysis_dump_generator(cache):
     assert torch.equal(gsynth.reverb.state_dict()["ir"] if "ir" in gsynth.reverb.state_dict() else
                        next(iter(gsynth.reverb.state_dict().values())),
                        next(iter(synth.reverb.state_dict().values())))
+
+    # the consistency loss scores whole notes only: each numbered note is one run of frames that starts with
+    # an onset flag and ends with an offset flag inside the clip, with one set of controls
+    from midi_ddsp.training.generator_data import GeneratorDataModule
+
+    data = GeneratorDataModule(str(cache / "cache"), str(targets), clip_samples=16000)
+    clips = data.dataset("train")
+    n_whole = 0
+    for idx in range(min(len(clips), 8)):
+        item = clips[idx]
+        ids, feats = item["note_id"].numpy(), item["features"].numpy()
+        onset, offset = feats[:, 7] > 0.5, feats[:, 8] > 0.5
+        numbered = np.unique(ids[ids >= 0])
+        assert np.array_equal(numbered, np.arange(numbered.size))
+        for k in numbered:
+            run = np.flatnonzero(ids == k)
+            assert np.array_equal(run, np.arange(run[0], run[-1] + 1))
+            assert onset[run[0]] and offset[run[-1]]
+            assert np.ptp(feats[run, :6], axis=0).max() == 0
+        # and every note whose onset and offset flags are both in the clip is numbered
+        n_whole += numbered.size
+        any_note = item["note_index"].numpy()  # every note touching the clip, cut or not
+        assert numbered.size == len(set(any_note[onset]) & set(any_note[offset]))
+    assert n_whole > 0

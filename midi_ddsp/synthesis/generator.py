@@ -17,6 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..note_level.notes import CONTROL_NAMES
+from .control_consistency import (DIFFERENTIABLE_CONTROLS, counterfactual_controls, note_controls, note_lengths,
+                                  segment_mean, to_frames)
 from .ddsp.functional import amplitude_to_db, hz_to_midi, midi_to_hz
 from .ddsp.losses import MultiScaleSpectralLoss
 from .f0_sampling import sample_gru_categorical
@@ -172,6 +175,12 @@ class GeneratorTask(pl.LightningModule):
     ``features``, ``held_pitch``, ``in_note`` (see GeneratorInputs), ``instrument_id`` [B]; optional targets
     ``amplitude`` [B, frames, 1], ``harmonic_distribution`` [B, frames, H], ``noise_magnitudes`` [B, frames, K].
     The reverb is taken from a trained analysis task and kept frozen.
+
+    ``consistency_weight`` > 0 adds the counterfactual control-consistency loss
+    (:mod:`~midi_ddsp.synthesis.control_consistency`): each whole note of the clip (batch ``note_id``
+    [B, frames]) gets random values of the ``consistency_controls`` (any of volume, vol_fluc, brightness,
+    attack) with probability ``counterfactual_p`` each, and the L1 distance between those and the controls
+    measured back from the generated parameters (normalised with the attached control normaliser) is added.
     """
 
     export_kind = "generator"
@@ -180,9 +189,15 @@ class GeneratorTask(pl.LightningModule):
                  n_noise_bands: int = 65, f0_hidden: int = 128, f0_bins: int = 401, f0_max_semitones: float = 4.0,
                  f0_block: int = 5, reverb_length: int = 48000, sample_rate: int = 16000, frame_rate: int = 250,
                  learning_rate: float = 1e-3, lr_decay_per_1k_steps: float = 0.98, f0_weight: float = 1.0,
-                 spectral_weight: float = 1.0, param_weight: float = 1.0, prev_dropout: float = 0.3) -> None:
+                 spectral_weight: float = 1.0, param_weight: float = 1.0, prev_dropout: float = 0.3,
+                 consistency_weight: float = 0.0, counterfactual_p: float = 0.5,
+                 consistency_controls: tuple[str, ...] = DIFFERENTIABLE_CONTROLS) -> None:
         super().__init__()
         self.save_hyperparameters()
+        unknown = set(consistency_controls) - set(DIFFERENTIABLE_CONTROLS)
+        if unknown:
+            raise ValueError(f"consistency_controls: {sorted(unknown)} cannot be measured differentiably; "
+                             f"choose from {list(DIFFERENTIABLE_CONTROLS)}")
         self.model = SynthesisGenerator(width, n_instruments, instrument_dim, n_harmonics, n_noise_bands,
                                         f0_hidden, f0_bins, f0_max_semitones, f0_block)
         self.synth = Synthesizer(n_harmonics, n_noise_bands, n_instruments, reverb_length)
@@ -215,9 +230,44 @@ class GeneratorTask(pl.LightningModule):
                 + (params.harmonic_distribution - batch["harmonic_distribution"]).abs().sum(-1).mean()
                 + (amplitude_to_db(params.noise_magnitudes) - amplitude_to_db(batch["noise_magnitudes"])).abs().mean() / 80.0
             )
-        out["total"] = (hp.f0_weight * out["f0_ce"] + hp.spectral_weight * out["spectral"]
-                        + hp.param_weight * out.get("params_l1", 0.0))
+        total = hp.f0_weight * out["f0_ce"] + hp.spectral_weight * out["spectral"] + hp.param_weight * out.get(
+            "params_l1", 0.0)
+        if hp.consistency_weight > 0 and "note_id" in batch:
+            out["consistency"] = self.consistency_loss(inputs, batch["note_id"], batch["true_f0_hz"])
+            total = total + hp.consistency_weight * out["consistency"]
+        out["total"] = total
         return out
+
+    def consistency_loss(self, inputs: GeneratorInputs, note_id: Tensor, f0_hz: Tensor) -> Tensor:
+        """Mean |set - measured| of the counterfactual controls, in normalised units, over whole notes."""
+        n_notes = int(note_id.max()) + 1
+        if n_notes <= 0:
+            return inputs.features.new_zeros(())
+        n_controls = len(CONTROL_NAMES)
+        present = note_lengths(note_id, n_notes) > 0
+        real = segment_mean(inputs.features[..., :n_controls], note_id, n_notes)
+        names = tuple(self.hparams.consistency_controls)
+        wanted = counterfactual_controls(real, present, self.hparams.counterfactual_p, names=names)
+        features = torch.where(note_id[..., None] >= 0,
+                               torch.cat([to_frames(wanted, note_id), inputs.features[..., n_controls:]], -1),
+                               inputs.features)
+        edited = GeneratorInputs(features, inputs.held_pitch, inputs.in_note, inputs.instrument)
+        params = self.model.timbre_params(self.model.conditioning(edited), edited, f0_hz,
+                                          float(self.hparams.sample_rate), float(self.hparams.frame_rate))
+        cols = [CONTROL_NAMES.index(n) for n in names]
+        low, high = self._normalizer_rows(inputs.instrument, cols)
+        raw = note_controls(params, note_id, n_notes)[..., [DIFFERENTIABLE_CONTROLS.index(n) for n in names]]
+        measured = (raw - low[:, None]) / (high - low)[:, None]
+        error = (measured - wanted[..., cols]).abs() * present[..., None]
+        return error.sum() / (present.sum() * len(cols)).clamp_min(1)
+
+    def _normalizer_rows(self, instrument: Tensor, cols: list[int]) -> tuple[Tensor, Tensor]:
+        tensors = getattr(self, "_extra_tensors", {})
+        if "control_normalizer.low" not in tensors:
+            raise RuntimeError("consistency_weight > 0 needs the control normaliser (stage.normalizer_from)")
+        low, high = (tensors[f"control_normalizer.{k}"].to(instrument.device)[instrument][:, cols]
+                     for k in ("low", "high"))
+        return low, high
 
     def _step(self, batch: dict, stage: str) -> Tensor:
         losses = self.losses(batch)

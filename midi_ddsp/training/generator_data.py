@@ -19,7 +19,9 @@ class GeneratorClipDataset(Dataset):
     """Wraps a SynthesisClipDataset. Adds to each item (F frames):
 
     ``features`` [F, 11], ``held_pitch`` [F, 1], ``in_note`` [F, 1] (see synthesis.generator.GeneratorInputs),
-    ``amplitude`` [F, 1], ``harmonic_distribution`` [F, H], ``noise_magnitudes`` [F, K] (analysis targets).
+    ``amplitude`` [F, 1], ``harmonic_distribution`` [F, H], ``noise_magnitudes`` [F, K] (analysis targets),
+    ``note_id`` [F] int64: the number of each frame's note among the notes that lie wholly inside the clip
+    (0, 1, ...), -1 on rests and on notes cut by the clip's edges.
     """
 
     def __init__(self, clips: SynthesisClipDataset, targets_dir: str | Path) -> None:
@@ -41,6 +43,12 @@ class GeneratorClipDataset(Dataset):
         note_index = f["frame_note_index"]
         piece["held_pitch"] = held_pitch(note_index, f["frame_pitch"])
         piece["note_index"] = note_index
+        ids = np.flatnonzero(note_index >= 0)
+        n = int(note_index.max()) + 1 if ids.size else 0
+        piece["note_start"] = np.full(n, np.iinfo(np.int64).max, np.int64)
+        np.minimum.at(piece["note_start"], note_index[ids], ids)
+        piece["note_end"] = np.zeros(n, np.int64)
+        np.maximum.at(piece["note_end"], note_index[ids], ids + 1)
         return piece
 
     def __getitem__(self, idx: int) -> dict:
@@ -58,11 +66,16 @@ class GeneratorClipDataset(Dataset):
 
         ni = win(p["note_index"])
         on = ni >= 0
+        first = np.where(on, ni, 0)
+        inside = on & (p["note_start"][first] >= a) & (p["note_end"][first] <= a + nf)
+        inside &= np.arange(nf) < p["note_index"].shape[0] - a  # not the padding past the piece's end
+        note_id = np.where(inside, ni - (ni[inside].min() if inside.any() else 0), -1)
         controls = np.where(on[:, None], p["controls"][np.where(on, ni, 0)], 0.0).astype(np.float32)
         in_note = on.astype(np.float32)[:, None]
         item["features"] = torch.from_numpy(np.concatenate([controls, item["note_features"].numpy(), in_note], -1))
         item["held_pitch"] = torch.from_numpy(win(p["held_pitch"])[:, None].copy())
         item["in_note"] = torch.from_numpy(in_note)
+        item["note_id"] = torch.from_numpy(note_id.astype(np.int64))
         amp = win(p["amplitude"]).astype(np.float32)
         item["amplitude"] = torch.from_numpy(amp.reshape(nf, 1))
         item["harmonic_distribution"] = torch.from_numpy(win(p["harmonic_distribution"]).astype(np.float32))
