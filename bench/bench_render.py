@@ -15,8 +15,9 @@ phrase per instrument is rendered with that control swept over 5 values (all not
 the performance is re-extracted from the rendered audio (analysis model -> synthesis parameters ->
 note expression extractor; f0 re-estimated from the audio) and the Pearson correlation between the set
 and re-extracted values is reported, pooled over the instruments and per instrument. Two more columns:
-the same with the harmonic distribution measured directly from the audio's spectrum at the tracked f0 (no
-model; the analysis model leans on what is typical of the instrument and under-reads brightness), and the
+the same with the harmonic distribution and noise magnitudes measured directly from the audio's spectrum
+at the tracked f0 (no model; the analysis model leans on what is typical of the instrument and under-reads
+brightness and attack noise), and the
 controls read from the generated synthesis parameters (how well the generator follows, before any
 re-extraction error). Targets: >= 0.9 for volume, vibrato, brightness; >= 0.7 others.
 """
@@ -131,12 +132,13 @@ def accuracy(checkpoint: str, instruments: list[str], values: list[float]) -> No
           f"{', '.join(instruments)} (per-instrument range in brackets)")
     print("   audio: re-extracted from the rendered audio (analysis model -> synthesis parameters -> note "
           "expression extractor)" if from_audio else "   audio: unavailable (no analysis.safetensors)")
-    print("   audio+harm: the same, harmonic distribution measured from the audio's spectrum (no model)")
+    print("   audio+spec: the same, harmonic distribution and noise magnitudes measured from the audio's spectrum "
+          "(no model)")
     print("   params: read from the generated synthesis parameters (does the generator follow the control?)")
     targets = {"volume": 0.9, "vibrato": 0.9, "brightness": 0.9}
-    print(f"  {'control':<13} {'audio':>21} {'audio+harm':>21} {'params':>21}   target")
+    print(f"  {'control':<13} {'audio':>21} {'audio+spec':>21} {'params':>21}   target")
     for c, name in enumerate(CONTROL_NAMES):
-        routes = {"audio": {}, "audio+harm": {}, "params": {}}
+        routes = {"audio": {}, "audio+spec": {}, "params": {}}
         for inst_name in instruments:
             inst = by_name(inst_name)
             centre = (inst.low + inst.high) // 2
@@ -156,10 +158,10 @@ def accuracy(checkpoint: str, instruments: list[str], values: list[float]) -> No
                 got["params"] += list(model.extract_performance(None, model.sample_rate, seq, params=p).controls[:, c])
                 if from_audio:
                     analysed = model.analyze(audio[i], model.sample_rate, seq.instrument)
-                    for route, measured in (("audio", False), ("audio+harm", True)):
+                    for route, measured in (("audio", False), ("audio+spec", True)):
                         got[route] += list(model.extract_performance(
                             audio[i], model.sample_rate, seq, params=analysed,
-                            measured_harmonics=measured).controls[:, c])
+                            measured=measured).controls[:, c])
             for k, v in got.items():
                 if v:
                     routes[k][inst_name] = (np.repeat(values, len(notes)), np.asarray(v))
@@ -173,7 +175,7 @@ def accuracy(checkpoint: str, instruments: list[str], values: list[float]) -> No
             return f"{pooled:6.3f} [{np.nanmin(each):.2f}..{np.nanmax(each):.2f}]"
 
         target = targets.get(name, 0.7)
-        print(f"  {name:<13} {cell(routes['audio']):>21} {cell(routes['audio+harm']):>21} "
+        print(f"  {name:<13} {cell(routes['audio']):>21} {cell(routes['audio+spec']):>21} "
               f"{cell(routes['params']):>21}   >= {target}")
 
 

@@ -1099,28 +1099,37 @@ class MidiDDSP:
 
     def extract_performance(self, audio: np.ndarray, sample_rate: int, sequence: NoteSequence,
                             f0_hz: np.ndarray | None = None, params: SynthParams | None = None,
-                            measured_harmonics: bool = False) -> Performance:
+                            measured: bool = False) -> Performance:
         """Re-extract a Performance (normalised controls) of ``sequence`` from audio via the analysis model
         (or from given ``params``).
 
-        ``measured_harmonics``: take the harmonic distribution (hence brightness) from a direct harmonic
-        analysis of the audio (:func:`~midi_ddsp.synthesis.ddsp.features.measured_harmonic_distribution` at
-        the analysed f0) instead of from the analysis model, which leans on what is typical of the instrument.
+        ``measured``: take the harmonic distribution (hence brightness) and the noise magnitudes (hence
+        attack) from a direct spectral analysis of the audio at the analysed f0
+        (:func:`~midi_ddsp.synthesis.ddsp.features.measured_harmonic_distribution`,
+        :func:`~midi_ddsp.synthesis.ddsp.features.measured_noise_magnitudes`) instead of from the analysis
+        model, which leans on what is typical of the instrument.
         """
         if params is None:
             params = self.analyze(audio, sample_rate, sequence.instrument, f0_hz)
-        harmonics = params.harmonic_distribution[0]
-        if measured_harmonics:
+        harmonics, noise = params.harmonic_distribution[0], params.noise_magnitudes[0]
+        if measured:
             from .io.audio import resample
-            from .synthesis.ddsp.features import measured_harmonic_distribution
+            from .synthesis.ddsp.features import measured_harmonic_distribution, measured_noise_magnitudes
 
             x = np.asarray(audio, dtype=np.float32).reshape(-1)
             if int(sample_rate) != self.sample_rate:
                 x = resample(x, int(sample_rate), self.sample_rate).astype(np.float32)
+            f0 = params.f0_hz[0, :, 0].numpy()
+            # a window long enough to see between the harmonics of the lowest notes (see the docstring there)
+            voiced = f0[f0 > 0]
+            n_fft = 2048 if voiced.size and np.median(voiced) < 9 * self.sample_rate / 1024 else 1024
+            measured_noise = measured_noise_magnitudes(x, f0, self.sample_rate, self.frame_rate, noise.shape[-1],
+                                                       n_fft=n_fft)
             harmonics = torch.from_numpy(measured_harmonic_distribution(
-                x, params.f0_hz[0, :, 0].numpy(), self.sample_rate, self.frame_rate, harmonics.shape[-1]))
+                x, f0, self.sample_rate, self.frame_rate, harmonics.shape[-1], noise_magnitudes=measured_noise))
+            noise = torch.from_numpy(measured_noise)
         frames = notes_to_frames(sequence, params.n_frames, self.frame_rate)
-        raw = extract_controls(params.f0_hz[0], params.amplitude[0], harmonics, params.noise_magnitudes[0], frames)
+        raw = extract_controls(params.f0_hz[0], params.amplitude[0], harmonics, noise, frames)
         controls = self.normalizer.normalize(np.nan_to_num(raw, nan=0.0), sequence.instrument, clip=False)
         return Performance(sequence, controls)
 

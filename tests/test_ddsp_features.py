@@ -167,3 +167,42 @@ def test_measured_harmonic_distribution_of_a_known_tone():
                                           n_harmonics=4)
     assert np.all(high[20:-20, 2:] == 0) and np.allclose(high[20:-20, 0], 1.0, atol=1e-3)
     assert np.all(measured_harmonic_distribution(np.zeros(SR), np.full(SR // 64, 220.0), SR) == 0)
+
+
+def test_measured_noise_magnitudes_of_white_noise_under_a_tone():
+    """Uniform white noise of amplitude ``m`` (the synthesizer's flat-filter case) under a bright 300 Hz tone 50
+    dB louder: every band reads ``m`` (power-averaged over frames) within 1 dB; without the tone as well."""
+    from midi_ddsp.synthesis.ddsp.features import measured_noise_magnitudes
+
+    rng = np.random.default_rng(0)
+    n, m = 2 * SR, 10 ** (-60 / 20)
+    noise = m * rng.uniform(-1, 1, n)
+    t = np.arange(n) / SR
+    tone = sum(0.3 / k * np.sin(2 * np.pi * 300.0 * k * t + k) for k in range(1, 27))
+    f0 = np.full(n // 64, 300.0)
+    for x in (noise, noise + tone):
+        mags = measured_noise_magnitudes(x, f0, SR, 250.0)
+        assert mags.shape == (n // 64, 65)
+        band_db = 10 * np.log10((mags[20:-20].astype(np.float64) ** 2).mean(0))
+        np.testing.assert_allclose(band_db[1:-1], -60.0, atol=1.0)
+    # the tone alone: the harmonics are masked, what is left is far below the noise level used above
+    quiet = measured_noise_magnitudes(tone, f0, SR, 250.0)
+    assert 20 * np.log10(np.median(quiet[20:-20])) < -100
+
+
+def test_spectral_subtraction_removes_the_noise_floor_from_the_harmonic_distribution():
+    from midi_ddsp.synthesis.ddsp.features import measured_harmonic_distribution, measured_noise_magnitudes
+
+    rng = np.random.default_rng(1)
+    t = np.arange(SR) / SR
+    amps = np.array([0.3, 0.15, 0.05])
+    x = sum(a * np.sin(2 * np.pi * 400.0 * (k + 1) * t) for k, a in enumerate(amps))
+    x = x + 10 ** (-40 / 20) * rng.uniform(-1, 1, SR)  # a loud noise floor across all 20 harmonic slots
+    f0 = np.full(SR // 64, 400.0)
+    expected = np.concatenate([amps, np.zeros(17)]) / amps.sum()
+    raw = measured_harmonic_distribution(x, f0, SR, n_harmonics=20)[20:-20].mean(0)
+    clean = measured_harmonic_distribution(x, f0, SR, n_harmonics=20,
+                                           noise_magnitudes=measured_noise_magnitudes(x, f0, SR))[20:-20].mean(0)
+    centroid = lambda d: (d * np.arange(1, 21)).sum() / d.sum()  # noqa: E731
+    assert centroid(raw) > centroid(expected) + 0.4  # the floor drags the centroid up
+    assert abs(centroid(clean) - centroid(expected)) < 0.25 * abs(centroid(raw) - centroid(expected))

@@ -16,6 +16,7 @@ from typing import Sequence
 import librosa
 import numpy as np
 import scipy.fft
+import scipy.signal
 import torch
 
 __all__ = ["a_weighted_loudness", "log_mel", "estimate_f0", "estimate_f0_batch", "frame_hop",
@@ -272,9 +273,24 @@ def estimate_f0_batch(audios: Sequence[np.ndarray] | np.ndarray, sample_rate: in
     return [estimate_f0(np.asarray(a), sample_rate, **kwargs) for a in audios]
 
 
+def framed_power(audio: np.ndarray, n_frames: int, sample_rate: int, frame_rate: float, window: np.ndarray,
+                 chunk_frames: int = 2048):
+    """Power spectra of windows centred on the frames: yields ``(start, stop, power [stop - start, bins])``
+    chunk by chunk (bounded memory). Frame ``i`` is centred on sample ``i * hop``; the signal is zero-padded."""
+    x = np.asarray(audio, dtype=np.float64).reshape(-1)
+    hop, n_fft = frame_hop(sample_rate, frame_rate), window.size
+    padded = np.pad(x, (n_fft // 2, n_fft // 2 + hop * max(0, n_frames - x.size // hop)))
+    for start in range(0, n_frames, chunk_frames):
+        stop = min(n_frames, start + chunk_frames)
+        frames = librosa.util.frame(padded[start * hop:(stop - 1) * hop + n_fft], frame_length=n_fft,
+                                    hop_length=hop, axis=0)
+        yield start, stop, np.abs(np.fft.rfft(frames * window, axis=-1)) ** 2
+
+
 def measured_harmonic_distribution(audio: np.ndarray, f0_hz: np.ndarray, sample_rate: int,
                                    frame_rate: float = 250.0, n_harmonics: int = 60, n_fft: int = 1024,
-                                   chunk_frames: int = 2048) -> np.ndarray:
+                                   noise_magnitudes: np.ndarray | None = None,
+                                   excitation_power: float = 1.0 / 3.0) -> np.ndarray:
     """Harmonic amplitude distribution measured from a mono signal with a known f0 (no model).
 
     Each frame (Hann window of ``n_fft`` samples centred on sample ``i * hop``) gets its power spectrum; bin
@@ -282,29 +298,89 @@ def measured_harmonic_distribution(audio: np.ndarray, f0_hz: np.ndarray, sample_
     below Nyquist) and the square root taken, so a sinusoid of amplitude ``a`` contributes ``~a``. The
     amplitudes are normalised to sum to 1 per frame, like the synthesizer's ``harmonic_distribution``.
 
+    Noise falls into every harmonic's bins and flattens the distribution. Given ``noise_magnitudes``
+    ([frames, bands], e.g. :func:`measured_noise_magnitudes`), its expected power is subtracted from each
+    bin first (spectral subtraction; harmonics that end up with no energy get 0).
+
     Args:
         audio: [n] waveform. f0_hz: [frames] Hz at ``frame_rate`` (e.g. from :func:`estimate_f0`).
         n_fft: window length in samples (64 ms at 16 kHz resolves harmonics of f0 >= ~50 Hz).
+        excitation_power: variance of the noise excitation the magnitudes refer to (uniform [-1, 1): 1/3).
     Returns:
         [frames, n_harmonics] float32, rows summing to 1 (all zeros where there is no energy).
     """
-    x = np.asarray(audio, dtype=np.float64).reshape(-1)
-    hop = frame_hop(sample_rate, frame_rate)
     f0 = np.maximum(np.asarray(f0_hz, dtype=np.float64).reshape(-1), 1e-3)
-    padded = np.pad(x, (n_fft // 2, n_fft // 2 + hop * max(0, f0.size - x.size // hop)))
-    window = np.hanning(n_fft)
     freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
     out = np.zeros((f0.size, n_harmonics), dtype=np.float64)
-    for start in range(0, f0.size, chunk_frames):                             # bounded memory
-        stop = min(f0.size, start + chunk_frames)
-        frames = librosa.util.frame(padded[start * hop:(stop - 1) * hop + n_fft], frame_length=n_fft,
-                                    hop_length=hop, axis=0)
-        power = np.abs(np.fft.rfft(frames * window, axis=-1)) ** 2           # [f, bins]
+    window = np.hanning(n_fft)
+    if noise_magnitudes is not None:
+        noise = np.asarray(noise_magnitudes, dtype=np.float64)
+        band = np.rint(freqs / (sample_rate / 2) * (noise.shape[1] - 1)).astype(np.int64)
+        noise_power = excitation_power * np.sum(window ** 2) * noise[:, band] ** 2  # [frames, bins]
+    for start, stop, power in framed_power(audio, f0.size, sample_rate, frame_rate, window):
+        if noise_magnitudes is not None:
+            power = power - noise_power[start:stop]
         k = np.rint(freqs[None, :] / f0[start:stop, None]).astype(np.int64)  # nearest harmonic of each bin
         valid = (k >= 1) & (k <= n_harmonics) & (k * f0[start:stop, None] < sample_rate / 2)
         rows = np.broadcast_to(np.arange(stop - start)[:, None], k.shape)
         flat = (rows * n_harmonics + k - 1)[valid]
         energy = np.bincount(flat, weights=power[valid], minlength=(stop - start) * n_harmonics)
-        out[start:stop] = np.sqrt(energy.reshape(stop - start, n_harmonics))
+        out[start:stop] = np.sqrt(np.maximum(energy.reshape(stop - start, n_harmonics), 0.0))
     total = out.sum(-1, keepdims=True)
     return np.where(total > 0, out / np.maximum(total, 1e-30), 0.0).astype(np.float32)
+
+
+def measured_noise_magnitudes(audio: np.ndarray, f0_hz: np.ndarray, sample_rate: int, frame_rate: float = 250.0,
+                              n_bands: int = 65, n_fft: int = 1024, excitation_power: float = 1.0 / 3.0
+                              ) -> np.ndarray:
+    """Filtered-noise band magnitudes measured from a mono signal with a known f0 (no model): the inverse of
+    :class:`~midi_ddsp.synthesis.ddsp.synths.FilteredNoise` on the spectrum between the harmonics.
+
+    Each frame gets a Blackman-Harris power spectrum (``n_fft`` samples, sidelobes below -92 dB, so a
+    harmonic does not leak into bins more than 4 bins away). Bins at least 4.5 bins from every harmonic of
+    ``f0`` hold only noise; their mean power in each of the ``n_bands`` bands (evenly spaced centres from
+    0 Hz to Nyquist, the synthesizer's layout) is converted to a band magnitude with the expected power of
+    white noise of variance ``excitation_power`` (uniform [-1, 1): 1/3) through a filter of that
+    magnitude. Bands with no noise-only bin (a harmonic on the band centre) are interpolated in dB from the
+    nearest bands that have one. Below ``9 * sample_rate / n_fft`` Hz (141 Hz at the defaults) no bin lies
+    far enough from two harmonics: pass a longer ``n_fft`` for such low notes.
+
+    Args:
+        audio: [n] waveform. f0_hz: [frames] Hz at ``frame_rate`` (0 or unvoiced: no harmonic is masked).
+    Returns:
+        [frames, n_bands] float32 linear magnitudes, on the scale of the synthesizer's ``noise_magnitudes``.
+    """
+    f0 = np.asarray(f0_hz, dtype=np.float64).reshape(-1)
+    window = scipy.signal.get_window("blackmanharris", n_fft)
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
+    band = np.rint(freqs / (sample_rate / 2) * (n_bands - 1)).astype(np.int64)  # nearest band centre
+    bin_hz = sample_rate / n_fft
+    out = np.zeros((f0.size, n_bands), dtype=np.float64)
+    for start, stop, power in framed_power(audio, f0.size, sample_rate, frame_rate, window):
+        f = np.maximum(f0[start:stop, None], 1e-3)
+        k = np.maximum(np.rint(freqs[None, :] / f), 1.0)
+        near = np.abs(freqs[None, :] - k * f) / bin_hz < 4.5
+        clean = ~(near & (k * f < sample_rate / 2) & (f0[start:stop, None] > 0))
+        n = stop - start
+        rows = (np.arange(n)[:, None] * n_bands + band[None, :])
+        total = np.bincount(rows[clean], weights=power[clean], minlength=n * n_bands).reshape(n, n_bands)
+        count = np.bincount(rows[clean], minlength=n * n_bands).reshape(n, n_bands)
+        out[start:stop] = _fill_bands(total / np.maximum(count, 1), count > 0)
+    return np.sqrt(out / (excitation_power * np.sum(window ** 2))).astype(np.float32)
+
+
+def _fill_bands(power: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """Per row, replace unknown bands by linear interpolation in log power between the nearest known bands
+    (nearest value at the ends); rows with no known band become 0."""
+    n, k = power.shape
+    idx = np.broadcast_to(np.arange(k), (n, k))
+    left = np.maximum.accumulate(np.where(known, idx, -1), axis=1)
+    right = np.flip(np.minimum.accumulate(np.flip(np.where(known, idx, k), 1), axis=1), 1)
+    has_left, has_right = left >= 0, right < k
+    log_p = np.log(np.maximum(power, 1e-30))
+    rows = np.arange(n)[:, None]
+    lv = log_p[rows, np.clip(left, 0, k - 1)]
+    rv = log_p[rows, np.clip(right, 0, k - 1)]
+    t = np.where(has_left & has_right, (idx - left) / np.maximum(right - left, 1), np.where(has_left, 0.0, 1.0))
+    filled = np.exp(lv + t * (rv - lv))
+    return np.where(known, power, np.where(has_left | has_right, filled, 0.0))
