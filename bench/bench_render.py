@@ -11,7 +11,9 @@ time is measured separately. Real-time factor = audio seconds / wall seconds (hi
 are printed too because this machine's two cores are shared (the load average is printed).
 
 Control accuracy (MIDI-DDSP paper, section "note expression control"): for each of the six controls, a
-phrase per instrument is rendered with that control swept over 5 values (all notes, other controls 0.5),
+phrase per instrument (six notes from 5 semitones below to 7 above the instrument's mean training pitch, or
+the centre of its range with --register centre) is rendered with that control swept over 5 values (all
+notes, other controls 0.5),
 the performance is re-extracted from the rendered audio (analysis model -> synthesis parameters ->
 note expression extractor; f0 re-estimated from the audio) and the Pearson correlation between the set
 and re-extracted values is reported, pooled over the instruments and per instrument. Two more columns:
@@ -118,7 +120,15 @@ def pearson(x, y) -> float:
     return float(np.corrcoef(x, y)[0, 1])
 
 
-def accuracy(checkpoint: str, instruments: list[str], values: list[float]) -> None:
+def sweep_centre(model, inst, register: str) -> int:
+    """MIDI pitch the sweep's six notes are placed around (-5..+7 semitones)."""
+    typical = model.transfer_stats.get("pitch_stats", {}).get(inst.name, {}).get("mean_midi")
+    if register == "typical" and typical is not None:
+        return int(round(typical))
+    return (inst.low + inst.high) // 2
+
+
+def accuracy(checkpoint: str, instruments: list[str], values: list[float], register: str = "typical") -> None:
     import torch
 
     from midi_ddsp.instruments import by_name
@@ -130,6 +140,8 @@ def accuracy(checkpoint: str, instruments: list[str], values: list[float]) -> No
     from_audio = model.analysis_model is not None
     print("== control accuracy: Pearson r between set and re-extracted controls, pooled over "
           f"{', '.join(instruments)} (per-instrument range in brackets)")
+    print("   notes around " + ", ".join(f"{n} {sweep_centre(model, by_name(n), register)}" for n in instruments)
+          + f" (MIDI; register: {register})")
     print("   audio: re-extracted from the rendered audio (analysis model -> synthesis parameters -> note "
           "expression extractor)" if from_audio else "   audio: unavailable (no analysis.safetensors)")
     print("   audio+spec: the same, harmonic distribution and noise magnitudes measured from the audio's spectrum "
@@ -141,7 +153,7 @@ def accuracy(checkpoint: str, instruments: list[str], values: list[float]) -> No
         routes = {"audio": {}, "audio+spec": {}, "params": {}}
         for inst_name in instruments:
             inst = by_name(inst_name)
-            centre = (inst.low + inst.high) // 2
+            centre = sweep_centre(model, inst, register)
             notes = tuple(Note(centre + d, 1.2 * i, 1.2 * i + 0.9, 90) for i, d in enumerate((-5, -2, 0, 3, 5, 7)))
             seq = NoteSequence(notes, inst.name, "sweep")
             perfs = []
@@ -187,6 +199,9 @@ def main(argv=None) -> int:
     p.add_argument("--skip-accuracy", action="store_true")
     p.add_argument("--instruments", nargs="*", default=["violin", "flute", "trumpet", "cello"])
     p.add_argument("--values", type=float, nargs="*", default=[0.1, 0.3, 0.5, 0.7, 0.9])
+    p.add_argument("--register", choices=("typical", "centre"), default="typical",
+                   help="sweep notes around each instrument's mean training pitch (typical; needs the transfer "
+                        "model's statistics, else centre) or the centre of its playable range")
     p.add_argument("--width", type=int, default=128, help="random-init width (when no checkpoint exists)")
     p.add_argument("--one", type=float, default=None, help=argparse.SUPPRESS)
     p.add_argument("--tmp", default=None, help=argparse.SUPPRESS)
@@ -213,7 +228,7 @@ def main(argv=None) -> int:
     if not args.skip_speed:
         speed(checkpoint, args.durations)
     if not args.skip_accuracy:
-        accuracy(checkpoint, args.instruments, args.values)
+        accuracy(checkpoint, args.instruments, args.values, args.register)
     return 0
 
 

@@ -36,6 +36,16 @@ def test_bad_config_fails_before_training_with_one_line(override, words, tmp_pat
     assert not (tmp_path / "checkpoints").exists()
 
 
+@pytest.mark.parametrize("overrides, words", [
+    (["stage.normalizer_from=null"], "needs stage.normalizer_from"),
+    (["+stage.task.consistency_controls=[vibrato]"], "vibrato cannot be measured"),
+])
+def test_consistency_loss_config_errors_are_one_line(overrides, words, tmp_path):
+    with pytest.raises(ConfigError) as e:
+        load_config(["stage=generator", f"run_dir={tmp_path}", *overrides])
+    assert words in str(e.value) and "\n" not in str(e.value)
+
+
 def test_cli_reports_bad_override_in_one_line(capsys, tmp_path):
     code = cli_main(["train", *SMOKE, f"run_dir={tmp_path}", "stage.task.learning_rate=-1"])
     err = capsys.readouterr().err.strip().splitlines()

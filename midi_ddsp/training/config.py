@@ -46,6 +46,7 @@ def validate(cfg: DictConfig) -> None:
         if node is not None:
             _check_target(f"stage.{section}", node)
     _check_positive(cfg, "")
+    _check_consistency(cfg.stage)
     for key, value in _walk(cfg.stage.get("data", {}), "stage.data"):
         if key.endswith("_dir") and value is not None and key.rsplit(".", 1)[-1] not in ("out_dir",):
             if not Path(str(value)).is_dir():
@@ -56,6 +57,21 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(f"stage.{key}: {path} does not exist (run the stage that makes it first)")
     if cfg.get("resume") not in ("auto", "never") and not Path(str(cfg.resume)).is_file():
         raise ConfigError(f"resume: {cfg.resume} is neither 'auto', 'never' nor an existing checkpoint file")
+
+
+def _check_consistency(stage: DictConfig) -> None:
+    """The generator's control-consistency loss needs the control normaliser and measurable controls."""
+    from ..synthesis.control_consistency import DIFFERENTIABLE_CONTROLS
+
+    task = stage.get("task") or {}
+    if (task.get("consistency_weight") or 0) > 0:
+        if not stage.get("normalizer_from"):
+            raise ConfigError("stage.task.consistency_weight > 0 needs stage.normalizer_from (the targets' "
+                              "control_normalizer.safetensors)")
+        unknown = set(task.get("consistency_controls") or ()) - set(DIFFERENTIABLE_CONTROLS)
+        if unknown:
+            raise ConfigError(f"stage.task.consistency_controls: {', '.join(sorted(unknown))} cannot be measured "
+                              f"differentiably (choose from {', '.join(DIFFERENTIABLE_CONTROLS)})")
 
 
 def _check_target(where: str, node: DictConfig) -> None:
