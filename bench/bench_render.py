@@ -128,7 +128,8 @@ def sweep_centre(model, inst, register: str) -> int:
     return (inst.low + inst.high) // 2
 
 
-def accuracy(checkpoint: str, instruments: list[str], values: list[float], register: str = "typical") -> None:
+def accuracy(checkpoint: str, instruments: list[str], values: list[float], register: str = "typical",
+             plot: str | None = None) -> None:
     import torch
 
     from midi_ddsp.instruments import by_name
@@ -149,6 +150,7 @@ def accuracy(checkpoint: str, instruments: list[str], values: list[float], regis
     print("   params: read from the generated synthesis parameters (does the generator follow the control?)")
     targets = {"volume": 0.9, "vibrato": 0.9, "brightness": 0.9}
     print(f"  {'control':<13} {'audio':>21} {'audio+spec':>21} {'params':>21}   target")
+    sweeps = {}
     for c, name in enumerate(CONTROL_NAMES):
         routes = {"audio": {}, "audio+spec": {}, "params": {}}
         for inst_name in instruments:
@@ -189,6 +191,36 @@ def accuracy(checkpoint: str, instruments: list[str], values: list[float], regis
         target = targets.get(name, 0.7)
         print(f"  {name:<13} {cell(routes['audio']):>21} {cell(routes['audio+spec']):>21} "
               f"{cell(routes['params']):>21}   >= {target}")
+        sweeps[name] = routes
+    if plot:
+        plot_sweeps(sweeps, values, plot)
+        print(f"  plot: {plot}")
+
+
+def plot_sweeps(sweeps: dict, values: list[float], path: str) -> None:
+    """One panel per control: mean re-extracted value per set value and instrument, for each route."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 3, figsize=(13, 7.5), sharex=True)
+    styles = {"audio": ":", "audio+spec": "-", "params": "--"}
+    for ax, (name, routes) in zip(axes.flat, sweeps.items()):
+        for i, inst in enumerate(next(iter(r for r in routes.values() if r))):
+            for route, style in styles.items():
+                if inst in routes[route]:
+                    s, g = routes[route][inst]
+                    ax.plot(values, [g[s == v].mean() for v in values], style, color=f"C{i}",
+                            label=f"{inst} ({route})" if name == "volume" else None)
+        ax.plot([0, 1], [0, 1], color="0.6", lw=0.8)
+        ax.set_title(name)
+        ax.set_xlabel("set")
+        ax.set_ylabel("re-extracted")
+    fig.legend(loc="lower center", ncol=4, fontsize=7)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def main(argv=None) -> int:
@@ -199,6 +231,7 @@ def main(argv=None) -> int:
     p.add_argument("--skip-accuracy", action="store_true")
     p.add_argument("--instruments", nargs="*", default=["violin", "flute", "trumpet", "cello"])
     p.add_argument("--values", type=float, nargs="*", default=[0.1, 0.3, 0.5, 0.7, 0.9])
+    p.add_argument("--plot", default=None, metavar="PNG", help="save the sweep curves (set vs re-extracted)")
     p.add_argument("--register", choices=("typical", "centre"), default="typical",
                    help="sweep notes around each instrument's mean training pitch (typical; needs the transfer "
                         "model's statistics, else centre) or the centre of its playable range")
@@ -228,7 +261,7 @@ def main(argv=None) -> int:
     if not args.skip_speed:
         speed(checkpoint, args.durations)
     if not args.skip_accuracy:
-        accuracy(checkpoint, args.instruments, args.values, args.register)
+        accuracy(checkpoint, args.instruments, args.values, args.register, args.plot)
     return 0
 
 

@@ -35,9 +35,30 @@ def test_torch_controls_equal_the_numpy_extractor():
     noise = rng.uniform(1e-5, 0.05, (1, n_frames, 65))
     params = SynthParams(*(torch.tensor(x, dtype=torch.float64) for x in (f0, amp, harm, noise)), frame_rate=FR)
     note_id = torch.from_numpy(frames.note_index)[None]
-    got = note_controls(params, note_id, frames.n_notes)[0].numpy()
+    got = note_controls(params, note_id, frames.n_notes, peak_temperature_db=1e-6)[0].numpy()
     want = extract_controls(f0, amp, harm, noise, frames)[:, COLS]
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+def test_soft_peak_position_finds_a_swell_and_has_a_gradient():
+    """A note whose level swells to its peak 30% of the way in (a parabola in dB) and fades: the softmax
+    peak position (1 dB temperature) reads 0.3, as the argmax does, and is differentiable."""
+    n_frames = 300
+    frames = notes_to_frames(NoteSequence((Note(60, 0.2, 1.0),), "violin"), n_frames, FR)
+    on = frames.note_index >= 0
+    pos = np.cumsum(on) - 1
+    level_db = np.where(on, -20.0 - 60.0 * ((pos / on.sum()) - 0.3) ** 2, -80.0)
+    amp = torch.tensor(10 ** (level_db / 20), dtype=torch.float64)[None, :, None].requires_grad_(True)
+    ones = torch.ones(1, n_frames, 60, dtype=torch.float64)
+    params = SynthParams(torch.full((1, n_frames, 1), 262.0, dtype=torch.float64), amp, ones / 60,
+                         ones[..., :1].expand(1, n_frames, 65) * 1e-3, frame_rate=FR)
+    k = DIFFERENTIABLE_CONTROLS.index("vol_peak_pos")
+    soft = note_controls(params, torch.from_numpy(frames.note_index)[None], 1)[0, 0, k]
+    hard = extract_controls(262.0 * np.ones(n_frames), amp.detach().numpy()[0], ones[0].numpy(),
+                            np.full((n_frames, 65), 1e-3), frames)[0, CONTROL_NAMES.index("vol_peak_pos")]
+    assert abs(soft.item() - 0.3) < 0.02 and abs(hard - 0.3) < 0.02
+    soft.backward()
+    assert amp.grad.abs().sum() > 0
 
 
 def test_counterfactual_draws_touch_only_present_notes_and_chosen_controls():
