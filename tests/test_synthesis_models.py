@@ -22,6 +22,24 @@ def _batch(n=2, seconds=0.5):
     return {k: torch.stack([it[k] for it in items]) for k in items[0]}
 
 
+def test_residual_dilated_conv_equals_a_plain_conv1d_with_the_same_weights():
+    """The channels-last conv2d path against torch's Conv1d on the transposed signal, values and gradients."""
+    from midi_ddsp.synthesis.layers import ResidualDilatedConv
+
+    torch.manual_seed(0)
+    for dilation in (1, 4):
+        block = ResidualDilatedConv(8, 3, dilation)
+        x = torch.randn(2, 37, 8, requires_grad=True)
+        h = torch.nn.functional.leaky_relu(block.norm(x), 0.2)
+        want = x + block.conv(h.transpose(1, 2)).transpose(1, 2)
+        got = block(x)
+        assert got.shape == x.shape
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+        g_want = torch.autograd.grad(want.square().sum(), block.conv.weight)[0]
+        g_got = torch.autograd.grad(got.square().sum(), block.conv.weight)[0]
+        torch.testing.assert_close(g_got, g_want, atol=1e-4, rtol=1e-4)
+
+
 def test_analysis_task_shapes_and_gradients():
     task = AnalysisTask(n_mels=16, width=16, instrument_dim=4, reverb_length=2000)
     batch = _batch()
