@@ -13,15 +13,14 @@ are printed too because this machine's two cores are shared (the load average is
 Control accuracy (MIDI-DDSP paper, section "note expression control"): for each of the six controls, a
 phrase per instrument (six notes from 5 semitones below to 7 above the instrument's mean training pitch, or
 the centre of its range with --register centre) is rendered with that control swept over 5 values (all
-notes, other controls 0.5),
-the performance is re-extracted from the rendered audio (analysis model -> synthesis parameters ->
-note expression extractor; f0 re-estimated from the audio) and the Pearson correlation between the set
-and re-extracted values is reported, pooled over the instruments and per instrument. Two more columns:
-the same with the harmonic distribution and noise magnitudes measured directly from the audio's spectrum
-at the tracked f0 (no model; the analysis model leans on what is typical of the instrument and under-reads
-brightness and attack noise), and the
-controls read from the generated synthesis parameters (how well the generator follows, before any
-re-extraction error). Targets: >= 0.9 for volume, vibrato, brightness; >= 0.7 others.
+notes, other controls 0.5), the performance is re-extracted from the rendered audio (analysis model ->
+synthesis parameters -> note expression extractor; f0 re-estimated from the audio) and the Pearson
+correlation between the set and re-extracted values is reported, pooled over the instruments and per
+instrument. Two more columns: the same with the harmonic distribution and noise magnitudes measured directly
+from the audio's spectrum at the tracked f0 (no model; the analysis model leans on what is typical of the
+instrument and under-reads brightness and attack noise), and the controls read from the generated synthesis
+parameters (how well the generator follows, before any re-extraction error). Targets: >= 0.9 for volume,
+vibrato, brightness; >= 0.7 others.
 """
 from __future__ import annotations
 

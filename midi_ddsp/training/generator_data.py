@@ -70,7 +70,7 @@ class GeneratorClipDataset(Dataset):
         inside = on & (p["note_start"][first] >= a) & (p["note_end"][first] <= a + nf)
         inside &= np.arange(nf) < p["note_index"].shape[0] - a  # not the padding past the piece's end
         note_id = np.where(inside, ni - (ni[inside].min() if inside.any() else 0), -1)
-        controls = np.where(on[:, None], p["controls"][np.where(on, ni, 0)], 0.0).astype(np.float32)
+        controls = np.where(on[:, None], p["controls"][first], 0.0).astype(np.float32)
         in_note = on.astype(np.float32)[:, None]
         item["features"] = torch.from_numpy(np.concatenate([controls, item["note_features"].numpy(), in_note], -1))
         item["held_pitch"] = torch.from_numpy(win(p["held_pitch"])[:, None].copy())

@@ -20,7 +20,7 @@ import scipy.signal
 import torch
 
 __all__ = ["a_weighted_loudness", "log_mel", "estimate_f0", "estimate_f0_batch", "frame_hop",
-           "measured_harmonic_distribution"]
+           "measured_harmonic_distribution", "measured_noise_magnitudes", "framed_power"]
 
 
 def frame_hop(sample_rate: int, frame_rate: float) -> int:
