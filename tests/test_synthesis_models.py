@@ -55,6 +55,53 @@ def test_analysis_task_shapes_and_gradients():
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in task.model.parameters() if p.requires_grad)
 
 
+def test_perturb_timbre_tilts_each_note_and_leaves_rests():
+    from midi_ddsp.synthesis.analysis import perturb_timbre
+    from midi_ddsp.synthesis.params import SynthParams
+
+    torch.manual_seed(0)
+    f, h, k = 40, 10, 5
+    note_index = torch.tensor([[-1] * 5 + [0] * 15 + [-1] * 5 + [1] * 15])
+    harm = torch.softmax(torch.randn(1, f, h), -1)
+    noise = torch.rand(1, f, k) * 0.01
+    p = SynthParams(torch.full((1, f, 1), 220.0), torch.full((1, f, 1), 0.1), harm, noise, FR)
+    q = perturb_timbre(p, note_index, tilt=1.0, noise_db=12.0, generator=torch.Generator().manual_seed(3))
+    rest = note_index[0] < 0
+    torch.testing.assert_close(q.harmonic_distribution[0, rest], harm[0, rest])
+    assert torch.equal(q.noise_magnitudes[0, rest], noise[0, rest])
+    assert torch.allclose(q.harmonic_distribution.sum(-1), torch.ones(1, f), atol=1e-5)
+    ratio = torch.log(q.harmonic_distribution / harm)  # = g log k + const per frame
+    kk = torch.log(torch.arange(1, h + 1, dtype=torch.float32))
+    for note in (0, 1):
+        frames = ratio[0, note_index[0] == note]
+        g = (frames[:, -1] - frames[:, 0]) / (kk[-1] - kk[0])
+        assert torch.allclose(g, g[0].expand_as(g), atol=1e-4) and abs(g[0]) <= 1.0  # one tilt per note
+        torch.testing.assert_close(frames, g[:, None] * kk + (frames[:, :1] - g[:, None] * kk[0]), atol=1e-4, rtol=0)
+        gain_db = 20 * torch.log10(q.noise_magnitudes[0, note_index[0] == note] / noise[0, note_index[0] == note])
+        assert torch.allclose(gain_db, gain_db[0, 0].expand_as(gain_db), atol=1e-3) and abs(gain_db[0, 0]) <= 12.0
+
+
+def test_analysis_synthetic_inversion_loss_trains_the_network_and_takes_a_reverb(tmp_path):
+    task = AnalysisTask(n_mels=16, width=16, instrument_dim=4, reverb_length=2000, synthetic_weight=1.0)
+    batch = _batch()
+    batch["note_index"] = torch.where(torch.arange(batch["true_f0_hz"].shape[1]) < 60, 0, 1)[None].expand(2, -1)
+    params = task(batch["audio"], batch["true_f0_hz"], batch["instrument_id"])
+    synthetic = task.synthetic_loss(params, batch)
+    assert torch.isfinite(synthetic) and synthetic.item() > 0
+    synthetic.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in task.model.parameters())
+    assert all(p.grad is None for p in task.synth.parameters())  # the target audio is made without gradients
+    # initialize_from takes the reverb bank of an exported analysis model
+    other = AnalysisTask(n_mels=16, width=16, instrument_dim=4, reverb_length=2000)
+    with torch.no_grad():
+        for p_ in other.synth.reverb.parameters():
+            p_.add_(1.0)
+    other.export(tmp_path / "a.safetensors")
+    task.initialize_from(str(tmp_path / "a.safetensors"))
+    for a, b in zip(task.synth.reverb.parameters(), other.synth.reverb.parameters()):
+        assert torch.equal(a, b)
+
+
 @pytest.mark.slow
 def test_analysis_overfits_one_clip():
     torch.manual_seed(0)
