@@ -13,12 +13,11 @@ import torch
 from torch import Tensor, nn
 
 from .ddsp.features import a_weighted_loudness, log_mel
-from .ddsp.functional import amplitude_to_db
 from .ddsp.losses import MultiScaleSpectralLoss
 from .heads import SynthParamsHead
 from .layers import MLP, DilatedConvStack, broadcast_time, scaled_loudness, scaled_pitch
 from ..checkpoint import load_into, load_weights, save_weights
-from .params import SynthParams
+from .params import SynthParams, params_l1
 from .synthesizer import Synthesizer
 
 
@@ -141,7 +140,7 @@ class AnalysisTask(pl.LightningModule):
     def synthetic_loss(self, params: SynthParams, batch: dict) -> Tensor:
         """L1 between per-note perturbed parameters and the analysis of their synthesized audio."""
         hp = self.hparams
-        target = perturb_timbre(_detached(params), batch["note_index"], hp.synthetic_tilt, hp.synthetic_noise_db)
+        target = perturb_timbre(params.map(torch.Tensor.detach), batch["note_index"], hp.synthetic_tilt, hp.synthetic_noise_db)
         with torch.no_grad():
             audio = self.synth(target, batch["instrument_id"], batch["audio"].shape[-1], hp.sample_rate)
         got = self(audio, target.f0_hz, batch["instrument_id"])
@@ -194,17 +193,3 @@ def perturb_timbre(params: SynthParams, note_index: Tensor, tilt: float, noise_d
     harm = harm / harm.sum(-1, keepdim=True).clamp_min(1e-12)
     noise = params.noise_magnitudes * 10.0 ** (noise_db * per_frame[..., 1:] / 20.0)
     return SynthParams(params.f0_hz, params.amplitude, harm, noise, params.frame_rate)
-
-
-def params_l1(got: SynthParams, want: SynthParams) -> Tensor:
-    """Amplitude and noise |dB difference| / 80 (means) + harmonic distribution L1 (summed over harmonics)."""
-    n = min(got.n_frames, want.n_frames)
-    return ((amplitude_to_db(got.amplitude[:, :n]) - amplitude_to_db(want.amplitude[:, :n])).abs().mean() / 80.0
-            + (got.harmonic_distribution[:, :n] - want.harmonic_distribution[:, :n]).abs().sum(-1).mean()
-            + (amplitude_to_db(got.noise_magnitudes[:, :n])
-               - amplitude_to_db(want.noise_magnitudes[:, :n])).abs().mean() / 80.0)
-
-
-def _detached(p: SynthParams) -> SynthParams:
-    return SynthParams(p.f0_hz.detach(), p.amplitude.detach(), p.harmonic_distribution.detach(),
-                       p.noise_magnitudes.detach(), p.frame_rate)

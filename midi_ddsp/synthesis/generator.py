@@ -20,13 +20,13 @@ from torch import Tensor, nn
 from ..note_level.notes import CONTROL_NAMES
 from .control_consistency import (DIFFERENTIABLE_CONTROLS, counterfactual_controls, note_controls, note_lengths,
                                   segment_mean, to_frames)
-from .ddsp.functional import amplitude_to_db, hz_to_midi, midi_to_hz
+from .ddsp.functional import hz_to_midi, midi_to_hz
 from .ddsp.losses import MultiScaleSpectralLoss
 from .f0_sampling import sample_gru_categorical
 from .heads import SynthParamsHead
 from .layers import MLP, DilatedConvStack, broadcast_time
 from ..checkpoint import load_into, load_weights, save_weights
-from .params import SynthParams
+from .params import SynthParams, params_l1
 from .synthesizer import Synthesizer
 
 N_FRAME_FEATURES = 11  # six controls, pitch/127, onset, offset, position in note, in-note flag
@@ -225,11 +225,9 @@ class GeneratorTask(pl.LightningModule):
         audio = self.synth(params, inputs.instrument, batch["audio"].shape[-1], hp.sample_rate)
         out["spectral"] = self.loss(audio, batch["audio"])
         if "amplitude" in batch:
-            out["params_l1"] = (
-                (amplitude_to_db(params.amplitude) - amplitude_to_db(batch["amplitude"])).abs().mean() / 80.0
-                + (params.harmonic_distribution - batch["harmonic_distribution"]).abs().sum(-1).mean()
-                + (amplitude_to_db(params.noise_magnitudes) - amplitude_to_db(batch["noise_magnitudes"])).abs().mean() / 80.0
-            )
+            out["params_l1"] = params_l1(params, SynthParams(batch["true_f0_hz"], batch["amplitude"],
+                                                             batch["harmonic_distribution"], batch["noise_magnitudes"],
+                                                             params.frame_rate))
         total = hp.f0_weight * out["f0_ce"] + hp.spectral_weight * out["spectral"] + hp.param_weight * out.get(
             "params_l1", 0.0)
         if hp.consistency_weight > 0 and "note_id" in batch:

@@ -6,6 +6,8 @@ from dataclasses import dataclass, fields, replace
 import torch
 from torch import Tensor
 
+from .ddsp.functional import amplitude_to_db
+
 
 @dataclass
 class SynthParams:
@@ -64,3 +66,13 @@ class SynthParams:
     def cat(items: list["SynthParams"], dim: int = 1) -> "SynthParams":
         first = items[0]
         return replace(first, **{k: torch.cat([getattr(p, k) for p in items], dim=dim) for k in first.tensors()})
+
+
+def params_l1(got: SynthParams, want: SynthParams) -> Tensor:
+    """Distance between parameter sets: amplitude and noise |dB difference| / 80 (means over frames and bands)
+    plus the harmonic distribution's L1 (summed over harmonics, mean over frames), on the common frames."""
+    n = min(got.n_frames, want.n_frames)
+    g, w = got.frames(0, n), want.frames(0, n)
+    return ((amplitude_to_db(g.amplitude) - amplitude_to_db(w.amplitude)).abs().mean() / 80.0
+            + (g.harmonic_distribution - w.harmonic_distribution).abs().sum(-1).mean()
+            + (amplitude_to_db(g.noise_magnitudes) - amplitude_to_db(w.noise_magnitudes)).abs().mean() / 80.0)
