@@ -90,7 +90,7 @@ def main(argv=None) -> int:
     if args.listen:
         Path(args.listen).mkdir(parents=True, exist_ok=True)
 
-    dm = SynthesisDataModule(args.cache_dir, batch_size=1, clip_samples=64000)
+    dm = SynthesisDataModule(args.cache_dir, batch_size=1, clip_s=4.0)
     clips = GeneratorClipDataset(dm.dataset("test"), args.targets_dir)
     idx = np.linspace(0, len(clips) - 1, min(args.clips, len(clips))).astype(int)
     mss = MultiScaleSpectralLoss()

@@ -9,10 +9,10 @@ import torch
 from midi_ddsp.note_level.expression import ControlNormalizer, extract_controls
 from midi_ddsp.note_level.frames import notes_to_frames
 from midi_ddsp.note_level.notes import CONTROL_NAMES, Note, NoteSequence
-from midi_ddsp.synthesis.conditioning import batch_inputs, frame_inputs
-from midi_ddsp.synthesis.control_consistency import (DIFFERENTIABLE_CONTROLS, counterfactual_controls, note_controls,
+from midi_ddsp.conditioning import batch_inputs, frame_inputs
+from midi_ddsp.training.control_consistency import (DIFFERENTIABLE_CONTROLS, counterfactual_controls, note_controls,
                                                      segment_mean, to_frames)
-from midi_ddsp.synthesis.generator import GeneratorTask
+from midi_ddsp.training.generator_task import GeneratorTask
 from midi_ddsp.synthesis.params import SynthParams
 
 FR = 250
@@ -81,7 +81,7 @@ def test_segment_mean_of_frame_features_recovers_note_values():
 
 
 def _task_and_batch(**kwargs):
-    task = GeneratorTask(width=32, instrument_dim=4, f0_hidden=16, reverb_length=1000, consistency_weight=1.0,
+    task = GeneratorTask(width=32, instrument_dim=4, f0_hidden=16, reverb_length=1000, sample_rate=16000, consistency_weight=1.0,
                          **kwargs)
     low = np.tile([-60.0, 0.0, 0.0, 0.0, 1.5, -70.0], (14, 1))
     high = np.tile([-10.0, 10.0, 1.0, 1.0, 8.0, -30.0], (14, 1))
@@ -103,7 +103,7 @@ def test_consistency_loss_reaches_the_amplitude_and_harmonic_outputs():
     assert torch.isfinite(grad).all()
     assert grad[0].abs().sum() > 0 and grad[1:61].abs().sum() > 0  # amplitude row, harmonic rows
     # without a control normaliser the loss cannot be normalised: a clear error, not a silent zero
-    bare = GeneratorTask(width=16, instrument_dim=4, f0_hidden=16, reverb_length=1000, consistency_weight=1.0)
+    bare = GeneratorTask(width=16, instrument_dim=4, f0_hidden=16, reverb_length=1000, sample_rate=16000, consistency_weight=1.0)
     with pytest.raises(RuntimeError, match="normalizer"):
         bare.consistency_loss(inputs, note_id, f0)
     with pytest.raises(ValueError, match="vibrato"):

@@ -7,10 +7,11 @@ import torch
 
 from midi_ddsp.note_level.frames import notes_to_frames
 from midi_ddsp.note_level.notes import Note, NoteSequence
-from midi_ddsp.synthesis.analysis import AnalysisTask
-from midi_ddsp.synthesis.conditioning import batch_inputs, frame_inputs, held_pitch
+from midi_ddsp.training.analysis_task import AnalysisTask
+from midi_ddsp.conditioning import batch_inputs, frame_inputs, held_pitch
 from midi_ddsp.synthesis.ddsp.functional import hz_to_midi
-from midi_ddsp.synthesis.generator import GeneratorTask, SynthesisGenerator
+from midi_ddsp.synthesis.generator import SynthesisGenerator
+from midi_ddsp.training.generator_task import GeneratorTask
 from midi_ddsp.training.synthetic import SyntheticTones
 
 SR, FR = 16000, 250
@@ -41,7 +42,7 @@ def test_residual_dilated_conv_equals_a_plain_conv1d_with_the_same_weights():
 
 
 def test_analysis_task_shapes_and_gradients():
-    task = AnalysisTask(n_mels=16, width=16, instrument_dim=4, reverb_length=2000)
+    task = AnalysisTask(n_mels=16, width=16, instrument_dim=4, reverb_length=2000, sample_rate=16000)
     batch = _batch()
     params = task(batch["audio"], batch["true_f0_hz"], batch["instrument_id"])
     frames = batch["true_f0_hz"].shape[1]
@@ -56,7 +57,7 @@ def test_analysis_task_shapes_and_gradients():
 
 
 def test_perturb_timbre_tilts_each_note_and_leaves_rests():
-    from midi_ddsp.synthesis.analysis import perturb_timbre
+    from midi_ddsp.training.analysis_task import perturb_timbre
     from midi_ddsp.synthesis.params import SynthParams
 
     torch.manual_seed(0)
@@ -82,7 +83,7 @@ def test_perturb_timbre_tilts_each_note_and_leaves_rests():
 
 
 def test_analysis_synthetic_inversion_loss_trains_the_network_and_takes_a_reverb(tmp_path):
-    task = AnalysisTask(n_mels=16, width=16, instrument_dim=4, reverb_length=2000, synthetic_weight=1.0)
+    task = AnalysisTask(n_mels=16, width=16, instrument_dim=4, reverb_length=2000, sample_rate=16000, synthetic_weight=1.0)
     batch = _batch()
     batch["note_index"] = torch.where(torch.arange(batch["true_f0_hz"].shape[1]) < 60, 0, 1)[None].expand(2, -1)
     params = task(batch["audio"], batch["true_f0_hz"], batch["instrument_id"])
@@ -92,7 +93,7 @@ def test_analysis_synthetic_inversion_loss_trains_the_network_and_takes_a_reverb
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in task.model.parameters())
     assert all(p.grad is None for p in task.synth.parameters())  # the target audio is made without gradients
     # initialize_from takes the reverb bank of an exported analysis model
-    other = AnalysisTask(n_mels=16, width=16, instrument_dim=4, reverb_length=2000)
+    other = AnalysisTask(n_mels=16, width=16, instrument_dim=4, reverb_length=2000, sample_rate=16000)
     with torch.no_grad():
         for p_ in other.synth.reverb.parameters():
             p_.add_(1.0)
@@ -105,7 +106,7 @@ def test_analysis_synthetic_inversion_loss_trains_the_network_and_takes_a_reverb
 @pytest.mark.slow
 def test_analysis_overfits_one_clip():
     torch.manual_seed(0)
-    task = AnalysisTask(n_mels=0, width=32, instrument_dim=4, reverb_length=2000)
+    task = AnalysisTask(n_mels=0, width=32, instrument_dim=4, reverb_length=2000, sample_rate=16000)
     batch = _batch(1)
     opt = torch.optim.Adam(task.parameters(), lr=3e-3)
     losses = []
@@ -120,7 +121,7 @@ def test_analysis_overfits_one_clip():
 
 def test_generator_loss_falls_on_one_clip():
     torch.manual_seed(0)
-    task = GeneratorTask(width=32, instrument_dim=4, f0_hidden=32, reverb_length=2000)
+    task = GeneratorTask(width=32, instrument_dim=4, f0_hidden=32, reverb_length=2000, sample_rate=16000)
     batch = _batch(1)
     opt = torch.optim.Adam([p for p in task.parameters() if p.requires_grad], lr=3e-3)
     first = None
@@ -189,7 +190,7 @@ def test_reverb_bank_stays_dry_on_dry_audio():
     # unregularised one, which Adam grows tap by tap into a loud "room" that carries part of the sound.
     def train(**reverb):
         torch.manual_seed(0)
-        task = AnalysisTask(n_mels=0, width=16, instrument_dim=4, reverb_length=4000, learning_rate=3e-3, **reverb)
+        task = AnalysisTask(n_mels=0, width=16, instrument_dim=4, reverb_length=4000, sample_rate=16000, learning_rate=3e-3, **reverb)
         opt = task.configure_optimizers()["optimizer"]
         batch = _batch(2)
         for _ in range(40):

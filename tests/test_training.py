@@ -157,22 +157,22 @@ def test_weights_round_trip_and_corrupt_or_mismatched_files_fail_clearly(tmp_pat
 
 
 def test_warm_start_takes_the_network_not_the_reverb(tmp_path):
-    from midi_ddsp.synthesis.analysis import AnalysisTask
-    from midi_ddsp.synthesis.generator import GeneratorTask
+    from midi_ddsp.training.analysis_task import AnalysisTask
+    from midi_ddsp.training.generator_task import GeneratorTask
     from midi_ddsp.training.runner import warm_start
 
     torch.manual_seed(0)
-    source = AnalysisTask(n_mels=0, width=16, instrument_dim=4, reverb_length=1000)
+    source = AnalysisTask(n_mels=0, width=16, instrument_dim=4, reverb_length=1000, sample_rate=16000)
     source.export(tmp_path / "analysis.safetensors")
     torch.manual_seed(1)
-    target = AnalysisTask(n_mels=0, width=16, instrument_dim=4, reverb_length=1000)
+    target = AnalysisTask(n_mels=0, width=16, instrument_dim=4, reverb_length=1000, sample_rate=16000)
     reverb_before = target.synth.reverb.irs.detach().clone()
     warm_start(target, str(tmp_path / "analysis.safetensors"))
     for (name, a), b in zip(source.model.state_dict().items(), target.model.state_dict().values()):
         assert torch.equal(a, b), name
     assert torch.equal(target.synth.reverb.irs, reverb_before)
     with pytest.raises(CheckpointError):        # an analysis file is not a generator
-        warm_start(GeneratorTask(width=16, f0_hidden=16, reverb_length=1000), str(tmp_path / "analysis.safetensors"))
+        warm_start(GeneratorTask(width=16, f0_hidden=16, reverb_length=1000, sample_rate=16000), str(tmp_path / "analysis.safetensors"))
     with pytest.raises(CheckpointError):        # same kind, other sizes: one-line shape error
-        warm_start(AnalysisTask(n_mels=0, width=8, instrument_dim=4, reverb_length=1000),
+        warm_start(AnalysisTask(n_mels=0, width=8, instrument_dim=4, reverb_length=1000, sample_rate=16000),
                    str(tmp_path / "analysis.safetensors"))

@@ -35,7 +35,7 @@ def _train(root, stage, *extra):
 
     cfg = load_config([f"stage={stage}", f"run_dir={root / stage}", "trainer.progress_bar=false",
                        f"stage.data.cache_dir={root / 'cache'}", "stage.max_steps=3", "stage.val_batches=1",
-                       "stage.data.batch_size=2", "stage.data.clip_samples=16000", "stage.task.width=16",
+                       "stage.data.batch_size=2", "stage.data.clip_s=1.0", "stage.task.width=16",
                        *extra])
     return run(cfg)
 
@@ -73,7 +73,7 @@ def test_analysis_dump_generator(cache):
     # an onset flag and ends with an offset flag inside the clip, with one set of controls
     from midi_ddsp.training.generator_data import GeneratorDataModule
 
-    data = GeneratorDataModule(str(cache / "cache"), str(targets), clip_samples=16000)
+    data = GeneratorDataModule(str(cache / "cache"), str(targets), clip_s=1.0)
     clips = data.dataset("train")
     n_whole = 0
     for idx in range(min(len(clips), 8)):

@@ -46,8 +46,9 @@ class CacheConfig:
     source: str = "corpus"            # corpus | urmp | pairs
     source_dir: str = "corpus"
     out_dir: str = "cache/corpus"
-    sample_rate: int = 16000
+    sample_rate: int = 48000
     frame_rate: int = 250
+    f0_sample_rate: int = 16000       # the pitch tracker runs on a band-limited copy at this rate (cheaper)
     n_workers: int = 2
     min_duration_s: float = 4.0
     max_misalignment_s: float = 0.5   # annotation may end at most this far past the audio
@@ -65,7 +66,7 @@ class SkipPiece(Exception):
 def read_checked_audio(path: str, cfg: CacheConfig) -> tuple[np.ndarray, bool]:
     """Read ``path`` as mono float32 at ``cfg.sample_rate``; raise SkipPiece with a reason on any problem.
 
-    Returns (audio [n], converted) where ``converted`` says the file was not already 16 kHz mono.
+    Returns (audio [n], converted) where ``converted`` says the file was not already mono at that rate.
     """
     import soundfile as sf
 
@@ -198,7 +199,14 @@ def compute_features(src: PieceSource, cfg: CacheConfig, out_dir: str) -> dict:
         entry.update(check_timing(src, audio, loud, cfg))
         fmin = max(30.0, 440.0 * 2 ** ((inst.low - 3 - 69) / 12))
         fmax = min(0.45 * sr, 440.0 * 2 ** ((inst.high + 3 - 69) / 12))
-        f0, conf = estimate_f0(audio, sr, frame_rate=fr, fmin=fmin, fmax=fmax)
+        f0_sr = min(cfg.f0_sample_rate, sr)
+        if f0_sr != sr:
+            from midi_ddsp.io.audio import resample
+
+            f0, conf = estimate_f0(resample(audio, sr, f0_sr), f0_sr, frame_rate=fr, fmin=fmin,
+                                   fmax=min(fmax, 0.45 * f0_sr))
+        else:
+            f0, conf = estimate_f0(audio, sr, frame_rate=fr, fmin=fmin, fmax=fmax)
         f0, conf = _fit(f0, F), _fit(conf, F)
         try:
             seq = NoteSequence([Note(int(p), float(a), float(b), int(v), inst.name)
@@ -326,6 +334,6 @@ def load_features(cache_dir: str | os.PathLike, entry: dict) -> dict[str, np.nda
 
 
 def audio_path(cache_dir: str | os.PathLike, entry: dict) -> Path:
-    """Absolute path of a cached piece's 16 kHz mono audio."""
+    """Absolute path of a cached piece's mono audio (at the cache's ``sample_rate``)."""
     p = Path(entry["audio"])
     return p if p.is_absolute() else Path(cache_dir) / p

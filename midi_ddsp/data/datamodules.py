@@ -21,16 +21,16 @@ class SynthesisDataModule(pl.LightningDataModule):
         cache_dir: feature cache (see :mod:`midi_ddsp.data.cache`).
         batch_size: clips per batch (per process under DDP).
         num_workers: DataLoader worker processes.
-        clip_samples: samples per clip (64000 = 4 s at 16 kHz = 1000 frames).
-        train_hop_samples: start-to-start distance of training clips (overlap when < clip_samples);
+        clip_s: seconds per clip (4 s = 1000 frames at 250 Hz); samples follow from the cache's sample rate.
+        train_hop_s: start-to-start distance of training clips in seconds (overlap when < clip_s);
             validation/test clips never overlap.
         random_offset: jitter training clip starts by whole frames (augmentation).
         min_active_fraction: drop near-silent clips.
         valid_fraction, test_fraction, salt: the deterministic by-piece split.
     """
 
-    def __init__(self, cache_dir: str, batch_size: int = 16, num_workers: int = 0, clip_samples: int = 64000,
-                 train_hop_samples: int | None = 32000, random_offset: bool = True,
+    def __init__(self, cache_dir: str, batch_size: int = 16, num_workers: int = 0, clip_s: float = 4.0,
+                 train_hop_s: float | None = 2.0, random_offset: bool = True,
                  min_active_fraction: float = 0.25, valid_fraction: float = 0.1, test_fraction: float = 0.1,
                  salt: str = "midi-ddsp", pin_memory: bool = False):
         super().__init__()
@@ -39,11 +39,15 @@ class SynthesisDataModule(pl.LightningDataModule):
         self._sets: dict[str, SynthesisClipDataset] = {}
 
     def _make(self, split: str) -> SynthesisClipDataset:
+        from ..training.targets import cache_sample_rate
+
         hp = self.hparams
         train = split == "train"
+        rate = cache_sample_rate(self.cache_dir)
+        clip = int(round(hp.clip_s * rate))
+        hop = int(round(hp.train_hop_s * rate)) if train and hp.train_hop_s else clip
         return SynthesisClipDataset(
-            self.cache_dir, split=split, clip_samples=hp.clip_samples,
-            hop_samples=hp.train_hop_samples if train else hp.clip_samples,
+            self.cache_dir, split=split, clip_samples=clip, hop_samples=hop,
             random_offset=hp.random_offset and train, min_active_fraction=hp.min_active_fraction,
             valid_fraction=hp.valid_fraction, test_fraction=hp.test_fraction, salt=hp.salt)
 

@@ -76,3 +76,21 @@ def params_l1(got: SynthParams, want: SynthParams) -> Tensor:
     return ((amplitude_to_db(g.amplitude) - amplitude_to_db(w.amplitude)).abs().mean() / 80.0
             + (g.harmonic_distribution - w.harmonic_distribution).abs().sum(-1).mean()
             + (amplitude_to_db(g.noise_magnitudes) - amplitude_to_db(w.noise_magnitudes)).abs().mean() / 80.0)
+
+
+def harmonic_db_l1(got: SynthParams, want: SynthParams, floor_db: float = -60.0,
+                   min_amplitude_db: float = -60.0) -> Tensor:
+    """Error of the harmonic profile in dB: mean over harmonics and sounding frames of
+    ``|g_k - w_k| / |floor_db|``, where ``g_k, w_k`` are ``20 log10`` of the distributions relative to the
+    target's strongest harmonic of the frame, floored at ``floor_db``. Weak partials count as much as strong
+    ones (a distribution L1 barely sees a fundamental 20 dB down). Frames whose target amplitude is below
+    ``min_amplitude_db`` (rests, silence) are skipped; harmonics both sides put at 0 (above Nyquist) add 0."""
+    n = min(got.n_frames, want.n_frames)
+    g, w = got.frames(0, n), want.frames(0, n)
+    w_db = amplitude_to_db(w.harmonic_distribution, range_db=200.0)
+    top = w_db.amax(-1, keepdim=True)
+    g_rel = (amplitude_to_db(g.harmonic_distribution, range_db=200.0) - top).clamp_min(floor_db)
+    w_rel = (w_db - top).clamp_min(floor_db)
+    sounding = (amplitude_to_db(w.amplitude) > min_amplitude_db).to(g_rel.dtype)       # [B, F, 1]
+    err = (g_rel - w_rel).abs().mean(-1, keepdim=True) / abs(floor_db)
+    return (err * sounding).sum() / sounding.sum().clamp_min(1.0)

@@ -47,6 +47,7 @@ def validate(cfg: DictConfig) -> None:
             _check_target(f"stage.{section}", node)
     _check_positive(cfg, "")
     _check_consistency(cfg.stage)
+    _check_rates(cfg.stage)
     for key, value in _walk(cfg.stage.get("data", {}), "stage.data"):
         if key.endswith("_dir") and value is not None and key.rsplit(".", 1)[-1] not in ("out_dir",):
             if not Path(str(value)).is_dir():
@@ -61,7 +62,7 @@ def validate(cfg: DictConfig) -> None:
 
 def _check_consistency(stage: DictConfig) -> None:
     """The generator's control-consistency loss needs the control normaliser and measurable controls."""
-    from ..synthesis.control_consistency import DIFFERENTIABLE_CONTROLS
+    from .control_consistency import DIFFERENTIABLE_CONTROLS
 
     task = stage.get("task") or {}
     if (task.get("consistency_weight") or 0) > 0:
@@ -72,6 +73,29 @@ def _check_consistency(stage: DictConfig) -> None:
         if unknown:
             raise ConfigError(f"stage.task.consistency_controls: {', '.join(sorted(unknown))} cannot be measured "
                               f"differentiably (choose from {', '.join(DIFFERENTIABLE_CONTROLS)})")
+
+
+def _check_rates(stage: DictConfig) -> None:
+    """The task's sample rate must be the rate of its feature cache and of the files it starts from."""
+    import json
+
+    task, data = stage.get("task") or {}, stage.get("data") or {}
+    rate = task.get("sample_rate")
+    if rate is None:
+        return
+    cache = data.get("cache_dir")
+    manifest = Path(str(cache)) / "manifest.json" if cache else None
+    if manifest is not None and manifest.is_file():
+        have = json.loads(manifest.read_text()).get("config", {}).get("sample_rate")
+        if have is not None and int(have) != int(rate):
+            raise ConfigError(f"stage.task.sample_rate is {rate} Hz but the feature cache {cache} holds {have} Hz "
+                              f"audio; set sample_rate={have} or cache features at {rate} Hz")
+    targets = data.get("targets_dir")
+    info = Path(str(targets)) / "targets.json" if targets else None
+    if info is not None and info.is_file():
+        have = json.loads(info.read_text()).get("sample_rate")
+        if have is not None and int(have) != int(rate):
+            raise ConfigError(f"stage.task.sample_rate is {rate} Hz but the targets {targets} were made at {have} Hz")
 
 
 def _check_target(where: str, node: DictConfig) -> None:

@@ -11,7 +11,7 @@ from torch.utils.data import Dataset
 
 from ..data.datamodules import SynthesisDataModule
 from ..data.datasets import SynthesisClipDataset
-from ..synthesis.conditioning import held_pitch
+from ..conditioning import held_pitch
 from .targets import _safe
 
 

@@ -41,13 +41,26 @@ def build_trainer(cfg: DictConfig, run_dir: Path) -> pl.Trainer:
 
 def warm_start(task: pl.LightningModule, path: str) -> None:
     """Start ``task.model`` from exported weights of the same kind (fine-tuning). Only the network is taken:
-    the synthesizer (reverb bank) stays as the task built or ``init_from`` loaded it."""
+    the synthesizer (reverb bank) stays as the task built or ``init_from`` loaded it. Weights trained at
+    another sample rate (other harmonic / noise-band counts) are taken with their output head mapped
+    (:func:`~midi_ddsp.training.rates.resize_head`)."""
     kind = getattr(task, "export_kind", None)
     if kind is None:
         raise ConfigError(f"stage.warm_start: {type(task).__name__} cannot be warm-started")
-    tensors, _, _ = load_weights(path, kind)
-    load_into(task.model, {k[len("model."):]: v.float() for k, v in tensors.items() if k.startswith("model.")},
-              path)
+    tensors, config, _ = load_weights(path, kind)
+    state = {k[len("model."):]: v.float() for k, v in tensors.items() if k.startswith("model.")}
+    hp = task.hparams
+    old = (int(config["n_harmonics"]), int(config["n_noise_bands"]), int(config["sample_rate"]))
+    new = (int(hp.n_harmonics), int(hp.n_noise_bands), int(hp.sample_rate))
+    if old != new:  # another rate: the output head is mapped row by row, the rest of the network is kept
+        from .rates import resize_head
+
+        for name in ("head.proj.weight", "head.proj.bias"):
+            if name in state:
+                state[name] = resize_head(state[name], (old[0], new[0]), (old[1], new[1]), (old[2], new[2]))
+        print(f"warm start: {path} at {old[2]} Hz ({old[0]} harmonics, {old[1]} noise bands) -> {new[2]} Hz "
+              f"({new[0]}, {new[1]}): output head mapped")
+    load_into(task.model, state, path)
 
 
 @dataclass

@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..note_level.frames import notes_to_frames
 from ..note_level.notes import Note, NoteSequence
-from ..synthesis.conditioning import frame_inputs
+from ..conditioning import frame_inputs
 
 
 class SyntheticTones(Dataset):

@@ -6,8 +6,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..note_level.frames import NoteFrames, expand_to_frames
-from .generator import GeneratorInputs
+from .note_level.frames import NoteFrames, expand_to_frames
+from .synthesis.generator import GeneratorInputs
 
 
 def held_pitch(note_index: np.ndarray, pitch: np.ndarray, default: float = 60.0) -> np.ndarray:

@@ -18,8 +18,8 @@ from torch import Tensor
 
 from ..note_level.expression import ATTACK_S
 from ..note_level.notes import CONTROL_NAMES
-from .ddsp.functional import amplitude_to_db
-from .params import SynthParams
+from ..synthesis.ddsp.functional import amplitude_to_db
+from ..synthesis.params import SynthParams
 
 DIFFERENTIABLE_CONTROLS = ("volume", "vol_fluc", "vol_peak_pos", "brightness", "attack")
 
