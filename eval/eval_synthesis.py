@@ -1,6 +1,6 @@
 """Synthesis-level evaluation on the corpus test split (issue 5's figures).
 
-    python eval/eval_synthesis.py --cache-dir cache/corpus --targets-dir runs/targets \
+    python eval/eval_synthesis.py --cache-dir cache/corpus48 --targets-dir runs/targets48 \
         --analysis checkpoints/analysis.safetensors --transfer checkpoints/transfer.safetensors \
         --generator checkpoints/generator.safetensors [--clips 48] [--json out.json] [--listen DIR]
 
@@ -33,13 +33,15 @@ from midi_ddsp.synthesis.ddsp.metrics import (f0_micro_variation_cents, harmonic
                                               transient_ratio_db)
 from midi_ddsp.synthesis.generator import GeneratorInputs
 from midi_ddsp.synthesis.loading import load_analysis, load_generator
+from midi_ddsp.synthesis.sizes import spectral_fft_sizes
+from midi_ddsp.training.targets import cache_sample_rate, check_rate
 from midi_ddsp.training.generator_data import GeneratorClipDataset
 
-SR, FR = 16000, 250
+FR = 250
 
 
 def pitch_accuracy(audio: np.ndarray | None, note_pitch: np.ndarray, in_note: np.ndarray,
-                   f0: np.ndarray | None = None) -> float:
+                   f0: np.ndarray | None = None, SR: int = 48000) -> float:
     """Fraction of inner note frames whose f0 (tracked from ``audio``, or ``f0`` as given) is within 50 cents
     of the note."""
     if f0 is None:
@@ -52,7 +54,7 @@ def pitch_accuracy(audio: np.ndarray | None, note_pitch: np.ndarray, in_note: np
     return float((np.abs(cents[inner]) <= 50).mean())
 
 
-def clip_measures(audio: np.ndarray, item: dict, f0_curve: np.ndarray) -> dict:
+def clip_measures(audio: np.ndarray, item: dict, f0_curve: np.ndarray, SR: int) -> dict:
     """Measures of one clip's audio; ``f0_curve`` [frames] Hz is the f0 it was made with (the performance's
     own f0 for real audio, the sampled f0 for generated audio), measured without a tracker's errors."""
     in_note = item["in_note"][:, 0].numpy() > 0.5
@@ -64,7 +66,7 @@ def clip_measures(audio: np.ndarray, item: dict, f0_curve: np.ndarray) -> dict:
     loud = a_weighted_loudness(torch.from_numpy(audio)[None], SR)[0, :, 0].numpy()
     rest_after = [o for o in offsets if not in_note[o + 1:o + 1 + int(0.5 * FR)].any() and o + int(0.5 * FR) < in_note.size]
     return {
-        "pitch_acc": pitch_accuracy(audio, note_pitch, in_note),
+        "pitch_acc": pitch_accuracy(audio, note_pitch, in_note, SR=SR),
         "hnr_db": harmonic_to_noise_ratio(audio, item["true_f0_hz"][:, 0].numpy(), SR, FR, mask=in_note),
         "f0_var_cents": f0_micro_variation_cents(f0, ni),
         "curve_pitch_acc": pitch_accuracy(None, note_pitch, in_note, f0_curve),
@@ -76,8 +78,8 @@ def clip_measures(audio: np.ndarray, item: dict, f0_curve: np.ndarray) -> dict:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--cache-dir", default="cache/corpus")
-    p.add_argument("--targets-dir", default="runs/targets")
+    p.add_argument("--cache-dir", default="cache/corpus48")
+    p.add_argument("--targets-dir", default="runs/targets48")
     p.add_argument("--analysis", default="checkpoints/analysis.safetensors")
     p.add_argument("--transfer", default="checkpoints/transfer.safetensors")
     p.add_argument("--generator", default="checkpoints/generator.safetensors")
@@ -90,15 +92,22 @@ def main(argv=None) -> int:
     if args.listen:
         Path(args.listen).mkdir(parents=True, exist_ok=True)
 
+    SR = cache_sample_rate(args.cache_dir)
     dm = SynthesisDataModule(args.cache_dir, batch_size=1, clip_s=4.0)
     clips = GeneratorClipDataset(dm.dataset("test"), args.targets_dir)
     idx = np.linspace(0, len(clips) - 1, min(args.clips, len(clips))).astype(int)
-    mss = MultiScaleSpectralLoss()
+    mss = MultiScaleSpectralLoss(spectral_fft_sizes(SR))
     models = {}
     for name, path in (("analysis", args.analysis), ("transfer", args.transfer)):
         if Path(path).is_file():
-            models[name] = load_analysis(path)[:2]
-    gen = load_generator(args.generator)[:2] if Path(args.generator).is_file() else None
+            loaded = load_analysis(path)
+            check_rate(int(loaded.config["sample_rate"]), SR, path, args.cache_dir)
+            models[name] = loaded[:2]
+    gen = None
+    if Path(args.generator).is_file():
+        loaded = load_generator(args.generator)
+        check_rate(int(loaded.config["sample_rate"]), SR, args.generator, args.cache_dir)
+        gen = loaded[:2]
     rows = []
     g = torch.Generator().manual_seed(args.seed)
     for j, i in enumerate(idx):
@@ -106,12 +115,12 @@ def main(argv=None) -> int:
         audio = item["audio"][None]
         inst = item["instrument_id"][None]
         f0 = item["true_f0_hz"][None]
-        row = {"instrument": int(inst), "real": clip_measures(item["audio"].numpy(), item, f0[0, :, 0].numpy())}
+        row = {"instrument": int(inst), "real": clip_measures(item["audio"].numpy(), item, f0[0, :, 0].numpy(), SR)}
         with torch.no_grad():
             loud = a_weighted_loudness(audio, SR)[:, :f0.shape[1]]
             for name, (model, synth) in models.items():
                 mel = log_mel(audio, SR, n_mels=model.n_mels)[:, :f0.shape[1]] if model.n_mels else None
-                params = model(f0, loud, inst, mel)
+                params = model(f0, loud, inst, mel, float(SR))
                 resynth = synth(params, inst, audio.shape[-1], SR, generator=g)
                 row[f"{name}_mss"] = float(mss(resynth, audio))
                 if args.listen and j < 8:
@@ -122,7 +131,7 @@ def main(argv=None) -> int:
                 params = model.generate(inputs, SR, FR, temperature=1.0, generator=g)
                 out = synth(params, inst, audio.shape[-1], SR, generator=g)
                 row["generator_mss"] = float(mss(out, audio))
-                row["generated"] = clip_measures(out[0].numpy(), item, params.f0_hz[0, :, 0].numpy())
+                row["generated"] = clip_measures(out[0].numpy(), item, params.f0_hz[0, :, 0].numpy(), SR)
                 if args.listen and j < 8:
                     write_audio(Path(args.listen) / f"clip{j:02d}_generated.wav", out[0].numpy(), SR)
         if args.listen and j < 8:

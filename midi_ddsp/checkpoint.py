@@ -18,15 +18,12 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from .errors import MidiDDSPError
+from .errors import CheckpointError
 from .io.atomic import atomic_write
 from .instruments import NAMES
+from .model_files import FORMAT, _first_line, check_metadata
 
-FORMAT = "midi-ddsp"
-
-
-class CheckpointError(MidiDDSPError):
-    """A model file is missing, corrupt, of the wrong kind or does not match this code."""
+__all__ = ["CheckpointError", "save_weights", "load_weights", "load_into", "safe_torch_load", "construct", "FORMAT"]
 
 
 def save_weights(path: str | Path, tensors: dict[str, Tensor], kind: str, config: dict[str, Any],
@@ -70,19 +67,7 @@ def load_weights(path: str | Path, kind: str) -> tuple[dict[str, Tensor], dict[s
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise CheckpointError(f"{path}: not a readable safetensors model file ({_first_line(e)})") from None
-    if metadata.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a midi-ddsp model file (no midi-ddsp metadata)")
-    if metadata.get("kind") != kind:
-        raise CheckpointError(f"{path}: holds a {metadata.get('kind')!r} model, expected {kind!r}")
-    try:
-        config = json.loads(metadata["config"])
-        instruments = json.loads(metadata.get("instruments", "[]"))
-        extra = json.loads(metadata.get("extra", "{}"))
-    except (KeyError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{path}: corrupt model metadata ({_first_line(e)})") from None
-    if list(instruments) != list(NAMES):
-        raise CheckpointError(
-            f"{path}: trained for instruments {instruments}, but this code knows {list(NAMES)}")
+    config, extra = check_metadata(path, metadata, kind)
     tensors = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
     return tensors, config, extra
 
@@ -104,11 +89,6 @@ def load_into(module: nn.Module, tensors: dict[str, Tensor], path: str | Path) -
             parts.append(f"shape of {k} is {tuple(tensors[k].shape)}, model expects {tuple(own[k].shape)}")
         raise CheckpointError(f"{path}: weights do not match the model ({'; '.join(parts)})")
     module.load_state_dict(tensors)
-
-
-def _first_line(e: Exception) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
 
 
 def safe_torch_load(path: str | Path, map_location: str = "cpu") -> Any:

@@ -40,9 +40,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="write the performance (notes + six controls per note) as CSV or JSON (by extension)")
     r.add_argument("--dry", action="store_true", help="no reverb (the dry synthesizer output)")
     r.add_argument("--sample-rate", type=int, default=None, metavar="SR",
-                   help="output sample rate in Hz (the model runs at 16000; other rates are resampled)")
+                   help="output sample rate in Hz (default: the model folder's rate; other rates are resampled)")
     r.add_argument("--checkpoint", type=Path, default=None, metavar="DIR",
                    help="model folder (default: the shipped checkpoints/)")
+    from .controller_cli import add_controller_args
+
+    add_controller_args(r)
 
     t = sub.add_parser("transfer", help="timbre transfer of a monophonic recording",
                        description="Re-synthesize a monophonic recording's pitch and loudness as another instrument.")
@@ -60,6 +63,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--sample-rate", type=int, default=None, metavar="SR", help="output sample rate in Hz")
     t.add_argument("--seed", type=int, default=0, metavar="S", help="random seed of the noise source")
     t.add_argument("--checkpoint", type=Path, default=None, metavar="DIR", help="model folder")
+
+    from .analyze_command import add_analyze_parser
+
+    add_analyze_parser(sub)
 
     i = sub.add_parser("instruments", help="list the instruments of the loaded model with their ranges")
     i.add_argument("--checkpoint", type=Path, default=None, metavar="DIR", help="model folder")
@@ -81,6 +88,10 @@ def _parser() -> argparse.ArgumentParser:
     pk.add_argument("--cache-dir", type=Path, default=Path("cache/corpus"), help="training feature cache "
                     "(for the per-instrument loudness/pitch statistics used by timbre transfer)")
     pk.add_argument("--out", type=Path, default=Path("checkpoints"), help="output model folder")
+
+    from .studio.command import add_studio_parser
+
+    add_studio_parser(sub)
 
     d = sub.add_parser("data", help="build a training corpus, cache features, dump training targets, report",
                        add_help=False)
@@ -124,6 +135,10 @@ def _dispatch(args) -> int:
                                lambda e: split_of(e.get("group") or e["id"]))
         print(f"targets: {args.out} ({summary})")
         return 0
+    if args.command == "studio":
+        from .studio.command import cmd_studio
+
+        return cmd_studio(args)
     if args.command == "package":
         from .training.package import package
 

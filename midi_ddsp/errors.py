@@ -11,7 +11,9 @@ Hierarchy::
       PerformanceFileError  a performance CSV/JSON file is malformed
       NoteError             an invalid note or note sequence (bad pitch, negative duration, overlap)
       OutputWriteError      an output path cannot be written
-    UnknownInstrumentError  re-exported from :mod:`midi_ddsp.instruments` (an unknown instrument name)
+      UnknownInstrumentError  an unknown instrument name (also importable from :mod:`midi_ddsp.instruments`)
+      CheckpointError       a model file is missing, corrupt or does not match the code (also in
+                            :mod:`midi_ddsp.checkpoint`)
 
 Warnings (out-of-range notes, skipped drum tracks, programs mapped to a stand-in instrument) use the
 :class:`MidiDDSPWarning` category so callers can filter or collect them.
@@ -57,17 +59,16 @@ class OutputWriteError(MidiDDSPError, OSError):
     """An output file cannot be written (missing folder, no permission...)."""
 
 
+class UnknownInstrumentError(MidiDDSPError, ValueError):
+    """An instrument name (or id) that is not in the instrument table."""
+
+
+class CheckpointError(MidiDDSPError):
+    """A model file is missing, corrupt, of the wrong kind or does not match this code."""
+
+
 class MidiDDSPWarning(UserWarning):
     """Category of the non-fatal problems reported while reading input (out-of-range notes, ...)."""
-
-
-def __getattr__(name: str):
-    # Lazy re-export: midi_ddsp.instruments may itself import this module, so no import at top level.
-    if name == "UnknownInstrumentError":
-        from midi_ddsp.instruments import UnknownInstrumentError
-
-        return UnknownInstrumentError
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
@@ -78,4 +79,5 @@ __all__ = [
     "OutputWriteError",
     "MidiDDSPWarning",
     "UnknownInstrumentError",
+    "CheckpointError",
 ]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import MidiDDSPError
+from .errors import UnknownInstrumentError
 
 
 @dataclass(frozen=True)
@@ -61,10 +61,6 @@ _ALIASES = {
     "tenor sax": "saxophone",
     "sax": "saxophone",
 }
-
-
-class UnknownInstrumentError(MidiDDSPError, ValueError):
-    """Raised for an instrument name that is not in the table."""
 
 
 def by_name(name: str) -> Instrument:

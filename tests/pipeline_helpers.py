@@ -4,7 +4,9 @@ from __future__ import annotations
 import pretty_midi
 import pytest
 
-from midi_ddsp.pipeline import DEFAULT_CHECKPOINTS, GENERATOR_FILE, MidiDDSP, write_random_checkpoints
+from midi_ddsp.model_folder import DEFAULT_CHECKPOINTS, GENERATOR_FILE
+from midi_ddsp.pipeline import MidiDDSP
+from midi_ddsp.random_models import write_random_checkpoints
 
 
 @pytest.fixture(scope="session")

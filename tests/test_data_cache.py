@@ -23,10 +23,10 @@ def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny")
     ccfg = CorpusConfig(out_dir=str(root / "corpus"), seed=7, minutes_per_instrument=0.25,
                         instruments=["flute", "cello"], collections={"bach": 2}, n_workers=1,
-                        min_piece_s=7.0, max_piece_s=10.0, progress=False)
+                        min_piece_s=7.0, max_piece_s=10.0, progress=False, sample_rate=16000)
     summary = build_corpus(ccfg)
     kcfg = CacheConfig(source="corpus", source_dir=ccfg.out_dir, out_dir=str(root / "cache"), n_workers=1,
-                       progress=False)
+                       progress=False, sample_rate=16000)
     csum = cache_features(kcfg)
     return {"root": root, "ccfg": ccfg, "kcfg": kcfg, "summary": summary, "cache_summary": csum}
 

@@ -93,7 +93,7 @@ def test_pair_loader_reports_annotation_problems(pairs_dir):
 def test_bad_files_are_skipped_with_reasons_not_fatal(pairs_dir, tmp_path):
     from midi_ddsp.data.cache import CacheConfig, cache_features
 
-    cfg = CacheConfig(source="pairs", source_dir=str(pairs_dir), out_dir=str(tmp_path / "cache"), n_workers=1,
+    cfg = CacheConfig(source="pairs", source_dir=str(pairs_dir), out_dir=str(tmp_path / "cache"), n_workers=1, sample_rate=SR,
                       progress=False)
     summary = cache_features(cfg)
     man = {e["id"]: e for e in json.loads((tmp_path / "cache" / "manifest.json").read_text())["pieces"]}
@@ -122,7 +122,7 @@ def test_resample_option_accepts_other_rates(pairs_dir, tmp_path):
     for n in ("good", "rate"):
         for ext in (".wav", ".mid"):
             (d / f"{n}{ext}").write_bytes((pairs_dir / f"{n}{ext}").read_bytes())
-    cfg = CacheConfig(source="pairs", source_dir=str(d), out_dir=str(tmp_path / "c"), n_workers=1,
+    cfg = CacheConfig(source="pairs", source_dir=str(d), out_dir=str(tmp_path / "c"), n_workers=1, sample_rate=SR,
                       progress=False, resample=True)
     cache_features(cfg)
     entries = {e["id"]: e for e in load_manifest(tmp_path / "c", ok_only=False)}
@@ -169,7 +169,7 @@ def test_urmp_layout_end_to_end(tmp_path):
     assert len({p.group for p in pieces}) == 1
     assert any("missing annotation" in r for _, r in problems)
     cfg = CacheConfig(source="urmp", source_dir=str(tmp_path / "urmp"), out_dir=str(tmp_path / "cache"),
-                      n_workers=1, progress=False)
+                      n_workers=1, sample_rate=SR, progress=False)
     s = cache_features(cfg)
     assert s["n_ok"] == 2
     entries = {e["instrument"]: e for e in load_manifest(tmp_path / "cache")}

@@ -9,8 +9,9 @@ import torch
 
 from midi_ddsp.instruments import by_id
 from midi_ddsp.performance.dataset import (
-    FEATURE_NAMES, N_FEATURES, REST_PITCH, PerformanceDataModule, PerformanceWindows, featurize,
+    FEATURE_NAMES, N_FEATURES, REST_PITCH, PerformanceWindows, featurize,
     instrument_statistics, load_piece, load_split, read_split, tokenize, write_synthetic_corpus)
+from midi_ddsp.performance.datamodule import PerformanceDataModule
 
 F = {name: i for i, name in enumerate(FEATURE_NAMES)}
 

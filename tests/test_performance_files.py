@@ -6,14 +6,13 @@ import numpy as np
 import pytest
 
 from midi_ddsp.errors import MidiDDSPError, OutputWriteError, PerformanceFileError
+from midi_ddsp.io.performance_files import load_performances, save_performances
 from midi_ddsp.note_level import (
     Note,
     NoteSequence,
     Performance,
     from_csv,
     from_json,
-    load_performances,
-    save_performances,
     to_csv,
     to_json,
 )

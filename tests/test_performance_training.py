@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from midi_ddsp.performance.dataset import PerformanceDataModule, write_synthetic_corpus
+from midi_ddsp.performance.datamodule import PerformanceDataModule
+from midi_ddsp.performance.dataset import write_synthetic_corpus
 from midi_ddsp.performance.model import PerformanceModel
 from midi_ddsp.performance.sampling import load_model
 from midi_ddsp.training.config import load_config

@@ -14,10 +14,13 @@ import pytest
 import torch
 
 from midi_ddsp.checkpoint import CheckpointError, load_weights, save_weights
-from midi_ddsp.errors import MidiDDSPWarning
+from midi_ddsp.errors import MidiDDSPError, MidiDDSPWarning
 from midi_ddsp.note_level import Note, NoteSequence, Performance, from_csv, to_csv
-from midi_ddsp.pipeline import (GENERATOR_FILE, MIX_PEAK, MidiDDSP, RenderResult, mix_stems, noise_excitation,
-                                write_random_checkpoints)
+from midi_ddsp.model_folder import GENERATOR_FILE
+from midi_ddsp.pipeline import MidiDDSP
+from midi_ddsp.random_models import write_random_checkpoints
+from midi_ddsp.rendering import MIX_PEAK, mix_stems, noise_excitation
+from midi_ddsp.results import RenderResult
 from midi_ddsp.synthesis.ddsp.features import a_weighted_loudness, estimate_f0
 from midi_ddsp.synthesis.params import SynthParams
 
@@ -363,3 +366,30 @@ def test_edge_inputs_voice_without_notes_tiny_recording(model):
     r = model.render([empty, perf([(48, 0.0, 0.02)], "cello")], seed=0)
     assert r.stems.shape[0] == 2 and np.all(r.stems[0] == 0) and np.abs(r.stems[1]).max() > 0
     assert model.transfer(np.zeros(100, np.float32), SR, "violin").audio.shape == (100,)
+
+
+# ------------------------------------------------------------------------------------------- streaming
+def test_stream_concatenated_equals_render(model, tmp_path):
+    """A short two-voice piece over many windows (0.4 s): the stream's blocks, joined, are the render's mix
+    (before its anti-clipping gain) within 1e-6, and its stems likewise; blocks come in the asked size."""
+    mid = two_track_midi(tmp_path / "t.mid")
+    old = model.window_s
+    try:
+        model.window_s = 0.4
+        rendered = model.render(mid, seed=3)
+        blocks = list(model.stream(mid, block_size=1000, seed=3))
+        stem_blocks = list(model.stream(mid, block_size=4096, seed=3, stems=True))
+    finally:
+        model.window_s = old
+    assert all(b.shape == (1000,) for b in blocks[:-1]) and 0 < blocks[-1].shape[0] <= 1000
+    streamed = np.concatenate(blocks)
+    assert streamed.shape == rendered.mix.shape
+    assert np.max(np.abs(streamed - rendered.mix / rendered.gain)) < 1e-6
+    stems = np.concatenate(stem_blocks, axis=1)
+    assert stems.shape == rendered.stems.shape
+    assert np.max(np.abs(stems - rendered.stems / rendered.gain)) < 1e-6
+
+
+def test_stream_bad_block_size_is_one_line(model):
+    with pytest.raises(MidiDDSPError, match="block_size"):
+        next(model.stream([perf([(60, 0.0, 0.5)])], block_size=0))

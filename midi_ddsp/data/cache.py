@@ -5,6 +5,8 @@ each audio file, computes features in ``n_workers`` processes and writes::
 
     <out_dir>/features/<id>.npz     one file per piece (keys below)
     <out_dir>/audio/<id>.wav        only when the source audio had to be converted (resampled / stereo)
+    <out_dir>/transcriptions/<id>.mid   source=audio only: the notes found in the recording (plain MIDI, the
+                                    instrument's GM program), which are the piece's notes in the cache
     <out_dir>/manifest.jsonl        one line per processed piece, appended as results arrive (resume log)
     <out_dir>/manifest.json         complete manifest in source order: status "ok" or "skipped" + reason
     <out_dir>/summary.json          counts, minutes per instrument, speed (x real time)
@@ -17,6 +19,10 @@ Per-piece npz keys (F = n_samples // hop, hop = sample_rate / frame_rate; frame 
     note_pitch / note_onset_s / note_offset_s / note_velocity [N], instrument_id (), sample_rate (),
     frame_rate (), n_samples (), and for corpus pieces the performer's curves true_expression_db,
     true_cents [F].
+
+Recordings without notes (``source=audio``, :func:`midi_ddsp.data.loaders.audio_pieces`) are transcribed
+first by :func:`midi_ddsp.recording.transcribe_recording` (pitch tracking, loudness and onsets; no neural
+network) at ``f0_sample_rate``; a recording where nothing pitched is found is skipped with that reason.
 
 Checks (a failing file is skipped, its reason recorded; nothing aborts the run): unreadable/corrupt,
 non-finite samples, wrong sample rate (unless ``resample``), too short, silent, annotation outside the
@@ -35,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from midi_ddsp.data.jobs import run_journaled
+from midi_ddsp.synthesis.sizes import DEFAULT_SAMPLE_RATE
 from midi_ddsp.data.loaders import PieceSource, find_pieces
 from midi_ddsp.instruments import by_name
 
@@ -43,10 +50,10 @@ from midi_ddsp.instruments import by_name
 class CacheConfig:
     """Settings of :func:`cache_features` (mirrors conf/data/cache_features.yaml)."""
 
-    source: str = "corpus"            # corpus | urmp | pairs
+    source: str = "corpus"            # corpus | urmp | pairs | audio (recordings only: transcribed here)
     source_dir: str = "corpus"
     out_dir: str = "cache/corpus"
-    sample_rate: int = 48000
+    sample_rate: int = DEFAULT_SAMPLE_RATE
     frame_rate: int = 250
     f0_sample_rate: int = 16000       # the pitch tracker runs on a band-limited copy at this rate (cheaper)
     n_workers: int = 2
@@ -55,7 +62,7 @@ class CacheConfig:
     max_lag_s: float = 0.1            # pitch may match the notes best at most this far from lag 0
     silence_db: float = -60.0         # peak level (dBFS) below which a file counts as silent
     resample: bool = False            # resample other rates (else skip them with a reason)
-    instrument: str | None = None     # pairs only: instrument of every pair (else from MIDI programs)
+    instrument: str | None = None     # pairs: instrument of every pair (else from MIDI programs); audio: required
     progress: bool = True
 
 
@@ -191,6 +198,10 @@ def compute_features(src: PieceSource, cfg: CacheConfig, out_dir: str) -> dict:
         entry["instrument_id"] = inst.id
         audio, converted = read_checked_audio(src.audio_path, cfg)
         sr, fr = cfg.sample_rate, cfg.frame_rate
+        if src.meta.get("transcribe"):
+            src = transcribed(src, audio, cfg, out)
+            entry.update(n_notes=src.n_notes, transcription=src.meta["transcription"],
+                         tuning_cents=src.meta["tuning_cents"])
         hop = sr // fr
         n = audio.shape[0]
         F = n // hop
@@ -265,6 +276,28 @@ def compute_features(src: PieceSource, cfg: CacheConfig, out_dir: str) -> dict:
     except Exception as e:  # noqa: BLE001 - one bad file never aborts a long build
         entry.update(status="skipped", reason=f"error: {type(e).__name__}: {e}")
     return entry
+
+
+def transcribed(src: PieceSource, audio: np.ndarray, cfg: CacheConfig, out: Path) -> PieceSource:
+    """``src`` with the notes transcribed from ``audio`` (mono, ``cfg.sample_rate``); the notes are written to
+    ``out/transcriptions/<id>.mid``. Raises SkipPiece when the recording holds nothing usable."""
+    from dataclasses import replace
+
+    from midi_ddsp.io.midi import write_midi
+    from midi_ddsp.recording import RecordingError, transcribe_recording
+
+    try:
+        tr, _, _ = transcribe_recording(audio, cfg.sample_rate, src.instrument,
+                                        analysis_rate=min(cfg.f0_sample_rate, cfg.sample_rate), name=src.id)
+    except RecordingError as e:
+        raise SkipPiece(f"transcription: {e}") from None
+    seq = tr.sequence
+    path = out / "transcriptions" / f"{src.id}.mid"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_midi(seq, path)
+    meta = dict(src.meta, transcription=str(path.relative_to(out)), tuning_cents=round(tr.tuning_cents, 1))
+    return replace(src, pitch=seq.pitches.astype(np.int64), onset_s=seq.onsets_s, offset_s=seq.offsets_s,
+                   velocity=seq.velocities.astype(np.int64), meta=meta)
 
 
 def _job(args):

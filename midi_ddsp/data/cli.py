@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             txt, png = write_report(cfg["corpus_dir"], cfg["out"], cfg.get("cache_dir"))
             print(f"wrote {txt} and {png}")
             return 0
-    except FileNotFoundError as e:
+    except (FileNotFoundError, ValueError) as e:  # missing folder, unknown source or instrument
         print(f"error: {e}", file=sys.stderr)
         return 2
     except RuntimeError as e:

@@ -34,6 +34,7 @@ from midi_ddsp.data.corpus_sources import (
 from midi_ddsp.data.jobs import run_journaled
 from midi_ddsp.data.performer import MelodyTooShortError, PerformedPiece, PerformerConfig, perform
 from midi_ddsp.instruments import INSTRUMENTS, by_name
+from midi_ddsp.synthesis.sizes import DEFAULT_SAMPLE_RATE
 
 
 @dataclass
@@ -47,7 +48,7 @@ class CorpusConfig:
     use_music21: bool = True
     collections: dict[str, int] | None = None     # None: DEFAULT_COLLECTIONS
     midi_dirs: list[str] = field(default_factory=list)
-    sample_rate: int = 16000
+    sample_rate: int = DEFAULT_SAMPLE_RATE
     n_workers: int = 2
     soundfont: str | None = None
     gain: float = 0.5
@@ -153,7 +154,7 @@ def _piece_paths(out_dir: Path, piece: PerformedPiece) -> dict[str, Path]:
     return {"wav": d / f"{piece.name}.wav", "npz": d / f"{piece.name}.npz", "mid": d / f"{piece.name}.mid"}
 
 
-def render_piece(piece: PerformedPiece, out_dir: str | os.PathLike, sample_rate: int = 16000,
+def render_piece(piece: PerformedPiece, out_dir: str | os.PathLike, sample_rate: int = DEFAULT_SAMPLE_RATE,
                  soundfont: str | None = None, gain: float = 0.5, keep_midi: bool = True) -> dict:
     """Render one performance and write its wav/npz/mid. Returns its manifest entry (never raises)."""
     import soundfile as sf

@@ -1,4 +1,5 @@
-"""Find training pieces on disk: our soundfont corpus, URMP's layout, or folders of wav + mid pairs.
+"""Find training pieces on disk: our soundfont corpus, URMP's layout, folders of wav + mid pairs, or folders of
+recordings without any annotation (``audio``: the feature cache transcribes them).
 
 Every loader returns a list of :class:`PieceSource`: where the audio is, which instrument plays it, the
 annotated notes, and (when known) ground-truth curves. Loaders only read annotations; audio is read
@@ -15,6 +16,9 @@ URMP layout (one folder per piece, e.g. ``01_Jupiter_vn_vc/``)::
 Pairs layout: ``name.wav`` next to ``name.mid`` (or ``.midi``), the MIDI aligned to the audio and holding
 one monophonic line. The instrument comes from the MIDI program (see :func:`midi_ddsp.io.midi.load_midi`)
 unless ``instrument`` is given.
+
+Audio layout: any ``*.wav``/``.flac``/``.ogg``/``.aif(f)`` under the folder, one monophonic instrument
+(``instrument``, required) in all of them; no notes are read (see :func:`audio_pieces`).
 """
 from __future__ import annotations
 
@@ -214,15 +218,48 @@ def pair_pieces(folder: str | Path, instrument: str | None = None
     return out, problems
 
 
+# ---- recordings without annotation ------------------------------------------------------------
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".aif", ".aiff")
+
+
+def audio_pieces(folder: str | Path, instrument: str | None) -> tuple[list[PieceSource], list[tuple[str, str]]]:
+    """Every audio file in ``folder`` (recursive), all played by ``instrument``, without notes: the feature
+    cache transcribes each one itself (``meta["transcribe"]``; :func:`midi_ddsp.recording.transcribe_recording`).
+
+    Raises:
+        ValueError: ``instrument`` is missing or unknown (one instrument for the whole folder).
+    """
+    if not instrument:
+        raise ValueError("source=audio needs instrument=NAME (the instrument that plays every recording)")
+    inst = by_name(instrument).name
+    folder = Path(folder)
+    files = sorted(f for f in folder.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES)
+    stems = [str(f.relative_to(folder).with_suffix("")).replace("/", "__") for f in files]
+    clash = {s for s in stems if stems.count(s) > 1}  # a.wav next to a.flac: keep the suffix in the id
+    out = []
+    empty = np.zeros(0)
+    for f, stem in zip(files, stems):
+        pid = f"{stem}_{f.suffix.lower().lstrip('.')}" if stem in clash else stem
+        # id and group as source=pairs gives them: a folder of pairs lands in the same splits either way
+        out.append(PieceSource(id=pid, audio_path=str(f), instrument=inst, pitch=empty.astype(np.int64),
+                               onset_s=empty, offset_s=empty, velocity=empty.astype(np.int64),
+                               group=str(f.relative_to(folder).with_suffix("")),
+                               meta={"transcribe": True}))
+    problems = [] if out else [(str(folder), f"no audio files ({', '.join(AUDIO_SUFFIXES)}) in the folder")]
+    return out, problems
+
+
 def find_pieces(source: str, source_dir: str | Path, instrument: str | None = None
                 ) -> tuple[list[PieceSource], list[tuple[str, str]]]:
-    """Dispatch on ``source``: "corpus", "urmp" or "pairs"."""
+    """Dispatch on ``source``: "corpus", "urmp", "pairs" or "audio"."""
     if not Path(source_dir).exists():
         raise FileNotFoundError(f"{source} source directory {source_dir} does not exist")
+    if source == "audio":
+        return audio_pieces(source_dir, instrument)
     if source == "corpus":
         return corpus_pieces(source_dir)
     if source == "urmp":
         return urmp_pieces(source_dir)
     if source == "pairs":
         return pair_pieces(source_dir, instrument)
-    raise ValueError(f"unknown source {source!r}; choose corpus, urmp or pairs")
+    raise ValueError(f"unknown source {source!r}; choose corpus, urmp, pairs or audio")

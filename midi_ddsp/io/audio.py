@@ -46,6 +46,16 @@ def resample(audio: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
                             res_type="soxr_hq")
 
 
+def resample_limited(audio: np.ndarray, from_rate: int, to_rate: int | None, peak: float = 1.0) -> np.ndarray:
+    """:func:`resample` to ``to_rate`` (None: unchanged), scaled down if resampling overshot ``peak``
+    (band-limiting a peak-limited signal can raise its peak slightly)."""
+    if to_rate is None or int(to_rate) == int(from_rate):
+        return audio
+    out = resample(audio, int(from_rate), int(to_rate))
+    top = float(np.max(np.abs(out))) if out.size else 0.0
+    return out * (peak / top) if top > peak else out
+
+
 FORMATS = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16"), ".ogg": ("OGG", "VORBIS")}
 
 

@@ -1,4 +1,6 @@
-"""The note level: notes, note <-> frame layout, the six expression controls, editing and file forms.
+"""The note level: notes, note <-> frame layout, the six expression controls, editing and text forms.
+
+Reads and writes no files (performance files: :mod:`midi_ddsp.io.performance_files`).
 
 No neural networks here except the thin Lightning wrapper in :mod:`.extraction_module` (not imported by
 default, so this package loads without Lightning).
@@ -10,8 +12,6 @@ from midi_ddsp.note_level.notes import CONTROL_NAMES, N_CONTROLS, Note, NoteSequ
 from midi_ddsp.note_level.serialization import (
     from_csv,
     from_json,
-    load_performances,
-    save_performances,
     to_csv,
     to_json,
 )
@@ -21,5 +21,5 @@ __all__ = [
     "NoteFrames", "notes_to_frames", "frames_to_notes", "expand_to_frames",
     "extract_controls", "ControlNormalizer",
     "select_notes", "set_control", "scale_control", "map_control",
-    "to_csv", "from_csv", "to_json", "from_json", "save_performances", "load_performances",
+    "to_csv", "from_csv", "to_json", "from_json",
 ]

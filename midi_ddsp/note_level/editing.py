@@ -1,5 +1,8 @@
 """Per-note edits of a :class:`~midi_ddsp.note_level.notes.Performance` (one note, a selection or all).
 
+``select_notes`` and ``set_control`` live in :mod:`~midi_ddsp.note_level.notes` (``Performance.set_control``
+uses them) and are re-exported here with the other edits.
+
 Every function returns a new Performance; the input is never modified.
 
 Example::
@@ -15,54 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-from midi_ddsp.note_level.notes import Note, Performance, control_index
-
-
-def select_notes(performance: Performance, notes=None) -> np.ndarray:
-    """Boolean mask ``[n_notes]`` for a selection.
-
-    Args:
-        notes: ``None`` (all notes), an ``int`` index (negative counts from the end), a ``slice``, a sequence
-            of indices, a boolean mask of length ``n_notes``, or a predicate ``Note -> bool``.
-
-    Raises:
-        IndexError: an index outside the performance; ValueError: a mask of the wrong length.
-    """
-    n = len(performance)
-    if notes is None:
-        return np.ones(n, dtype=bool)
-    if callable(notes):
-        return np.array([bool(notes(note)) for note in performance.notes], dtype=bool)
-    mask = np.zeros(n, dtype=bool)
-    if isinstance(notes, slice):
-        mask[notes] = True
-        return mask
-    arr = np.asarray(notes)
-    if arr.dtype == bool:
-        if arr.shape != (n,):
-            raise ValueError(f"note mask has shape {list(arr.shape)}, expected [{n}]")
-        return arr.copy()
-    if not np.issubdtype(arr.dtype, np.integer):
-        raise TypeError(f"cannot select notes with {notes!r}")
-    idx = arr.reshape(-1)
-    if np.any((idx < -n) | (idx >= n)):
-        raise IndexError(f"note index out of range for a performance of {n} notes: {notes!r}")
-    mask[idx] = True
-    return mask
-
-
-def set_control(performance: Performance, name: str, value, notes=None) -> Performance:
-    """Set control ``name`` to ``value`` on the selected notes (see :func:`select_notes`).
-
-    ``value`` is a scalar or an array with one value per selected note (in note order).
-    """
-    mask = select_notes(performance, notes)
-    values = np.asarray(value, dtype=np.float64)
-    if values.ndim > 0 and values.shape != (int(mask.sum()),):
-        raise ValueError(f"got {values.size} values for {int(mask.sum())} selected notes")
-    controls = np.array(performance.controls)
-    controls[mask, control_index(name)] = values
-    return performance.with_controls(controls)
+from midi_ddsp.note_level.notes import Note, Performance, control_index, select_notes, set_control
 
 
 def scale_control(performance: Performance, name: str, factor: float, notes=None) -> Performance:

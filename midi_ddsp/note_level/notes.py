@@ -255,9 +255,54 @@ class Performance:
         predicate ``Note -> bool``. ``value`` is a scalar or one value per selected note.
         See :func:`midi_ddsp.note_level.editing.set_control`.
         """
-        from midi_ddsp.note_level.editing import set_control
-
         return set_control(self, name, value, notes)
+
+
+def select_notes(performance: Performance, notes=None) -> np.ndarray:
+    """Boolean mask ``[n_notes]`` for a selection.
+
+    Args:
+        notes: ``None`` (all notes), an ``int`` index (negative counts from the end), a ``slice``, a sequence
+            of indices, a boolean mask of length ``n_notes``, or a predicate ``Note -> bool``.
+
+    Raises:
+        IndexError: an index outside the performance; ValueError: a mask of the wrong length.
+    """
+    n = len(performance)
+    if notes is None:
+        return np.ones(n, dtype=bool)
+    if callable(notes):
+        return np.array([bool(notes(note)) for note in performance.notes], dtype=bool)
+    mask = np.zeros(n, dtype=bool)
+    if isinstance(notes, slice):
+        mask[notes] = True
+        return mask
+    arr = np.asarray(notes)
+    if arr.dtype == bool:
+        if arr.shape != (n,):
+            raise ValueError(f"note mask has shape {list(arr.shape)}, expected [{n}]")
+        return arr.copy()
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"cannot select notes with {notes!r}")
+    idx = arr.reshape(-1)
+    if np.any((idx < -n) | (idx >= n)):
+        raise IndexError(f"note index out of range for a performance of {n} notes: {notes!r}")
+    mask[idx] = True
+    return mask
+
+
+def set_control(performance: Performance, name: str, value, notes=None) -> Performance:
+    """Set control ``name`` to ``value`` on the selected notes (see :func:`select_notes`).
+
+    ``value`` is a scalar or an array with one value per selected note (in note order).
+    """
+    mask = select_notes(performance, notes)
+    values = np.asarray(value, dtype=np.float64)
+    if values.ndim > 0 and values.shape != (int(mask.sum()),):
+        raise ValueError(f"got {values.size} values for {int(mask.sum())} selected notes")
+    controls = np.array(performance.controls)
+    controls[mask, control_index(name)] = values
+    return performance.with_controls(controls)
 
 
 def _to_numpy(x):
@@ -266,4 +311,5 @@ def _to_numpy(x):
     return x
 
 
-__all__ = ["CONTROL_NAMES", "N_CONTROLS", "control_index", "Note", "NoteSequence", "Performance"]
+__all__ = ["CONTROL_NAMES", "N_CONTROLS", "control_index", "Note", "NoteSequence", "Performance", "select_notes",
+           "set_control"]

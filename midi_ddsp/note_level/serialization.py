@@ -20,6 +20,7 @@ JSON::
                  "notes": [{"pitch": 60, "onset_s": 0.0, "offset_s": 0.5, "velocity": 100,
                             "volume": 0.5, ...}, ...]}, ...]}
 
+Reading and writing the files is :mod:`midi_ddsp.io.performance_files` (this module only converts text).
 Malformed files raise :class:`~midi_ddsp.errors.PerformanceFileError` with one line naming the file, the
 line (CSV) or note (JSON) and the problem.
 """
@@ -29,13 +30,11 @@ import csv
 import io
 import json
 import math
-from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 
 from midi_ddsp.errors import PerformanceFileError
-from midi_ddsp.io.atomic import atomic_write
 from midi_ddsp.note_level.notes import CONTROL_NAMES, Note, NoteSequence, Performance
 
 CSV_COLUMNS = ("voice", "name", "instrument", "pitch", "onset_s", "offset_s", "velocity") + CONTROL_NAMES
@@ -232,34 +231,4 @@ def _build_voice(rows, name, instrument, where_voice: str, parse) -> Performance
     return Performance(seq, np.array([controls[i] for i in order], dtype=np.float64))
 
 
-def save_performances(performances: Performance | Iterable[Performance], path) -> Path:
-    """Write a ``.csv`` or ``.json`` file (by suffix), atomically (temporary file, then rename)."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in (".csv", ".json"):
-        raise PerformanceFileError(f"{path}: performance files end in .csv or .json")
-    text = to_csv(performances) if suffix == ".csv" else to_json(performances)
-    with atomic_write(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
-        f.write(text)
-    return path
-
-
-def load_performances(path) -> list[Performance]:
-    """Read a ``.csv`` or ``.json`` performance file (format by suffix)."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in (".csv", ".json"):
-        raise PerformanceFileError(f"{path}: performance files end in .csv or .json")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise PerformanceFileError(f"{path}: no such file") from None
-    except UnicodeDecodeError:
-        raise PerformanceFileError(f"{path}: not a text file (UTF-8 expected)") from None
-    except OSError as e:
-        raise PerformanceFileError(f"{path}: cannot read ({e.strerror or e})") from None
-    return from_csv(text, str(path)) if suffix == ".csv" else from_json(text, str(path))
-
-
-__all__ = ["CSV_COLUMNS", "to_csv", "from_csv", "to_json", "from_json", "save_performances",
-           "load_performances"]
+__all__ = ["CSV_COLUMNS", "to_csv", "from_csv", "to_json", "from_json"]

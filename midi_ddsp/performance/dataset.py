@@ -1,4 +1,4 @@
-"""Note tokens for the performance prior, the windowed training Dataset and its LightningDataModule.
+"""Note tokens for the performance prior and the windowed training Dataset (its LightningDataModule is in datamodule.py).
 
 A voice becomes a sequence of *tokens*: one per note, plus an explicit rest token for every gap between
 consecutive notes that is at least ``rest_threshold_s`` long. Shorter gaps (articulation) stay inside the
@@ -27,9 +27,8 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from midi_ddsp.instruments import INSTRUMENTS, by_id
 from midi_ddsp.note_level.notes import N_CONTROLS
@@ -383,50 +382,6 @@ def instrument_statistics(pieces: Sequence[PieceTokens], n_bins: int = 32,
     return {"mean": mean, "hist": hist, "count": count}
 
 
-class PerformanceDataModule(pl.LightningDataModule):
-    """Windows of the data-contract directory ``data_dir`` for train (augmented, shuffled), valid and test.
-
-    Validation and test windows do not overlap (hop = window) and are not augmented.
-    """
-
-    def __init__(self, data_dir: str, window: int = 64, hop: int = 8, batch_size: int = 64, num_workers: int = 0,
-                 rest_threshold_s: float = 0.1, transpose: int = 3, stretch: Sequence[float] = (0.9, 1.1),
-                 augment: bool = True, control_range: Sequence[float] = (0.0, 1.0)) -> None:
-        super().__init__()
-        self.data_dir, self.window, self.hop = str(data_dir), int(window), int(hop)
-        self.batch_size, self.num_workers = int(batch_size), int(num_workers)
-        self.rest_threshold_s, self.transpose, self.stretch = float(rest_threshold_s), int(transpose), tuple(stretch)
-        self.augment, self.control_range = bool(augment), tuple(control_range)
-        self._pieces: dict[str, list[PieceTokens]] = {}
-
-    def pieces(self, split: str) -> list[PieceTokens]:
-        if split not in self._pieces:
-            self._pieces[split] = load_split(self.data_dir, split, self.rest_threshold_s)
-        return self._pieces[split]
-
-    def _windows(self, split: str, train: bool) -> PerformanceWindows:
-        pieces = self.pieces(split)
-        if not pieces:
-            raise ValueError(f"{self.data_dir}: split {split!r} has no pieces")
-        return PerformanceWindows(pieces, self.window, self.hop if train else self.window,
-                                  augment=train and self.augment, transpose=self.transpose, stretch=self.stretch,
-                                  control_range=self.control_range)
-
-    def _loader(self, ds: Dataset, shuffle: bool) -> DataLoader:
-        return DataLoader(ds, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
-                          collate_fn=collate_pieces, drop_last=shuffle and len(ds) > self.batch_size,
-                          persistent_workers=self.num_workers > 0)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self._windows("train", True), shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self._windows("valid", False), shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(self._windows("test", False), shuffle=False)
-
-
 # ----------------------------------------------------------------------------------------------------------
 # Synthetic data with known rules (tests, smoke runs and speed measurements).
 
@@ -514,6 +469,6 @@ def write_synthetic_corpus(directory: str | Path, n_pieces: int = 24, notes_per_
 __all__ = [
     "REST_PITCH", "N_PITCHES", "FEATURE_NAMES", "N_FEATURES", "PieceTokens", "tokenize", "featurize",
     "load_piece", "read_split", "load_split", "PerformanceWindows", "pad_item", "collate_pieces",
-    "instrument_statistics", "PerformanceDataModule", "synthetic_controls", "synthetic_voice",
+    "instrument_statistics", "synthetic_controls", "synthetic_voice",
     "write_synthetic_corpus",
 ]

@@ -36,7 +36,7 @@ def _plain(value: Any) -> Any:
 class PerformanceTask(pl.LightningModule):
     """Trains a :class:`PerformanceModel` (bins head: NLL; regression head: MSE) with Adam + exponential decay.
 
-    Batches come from :class:`midi_ddsp.performance.dataset.PerformanceDataModule`.
+    Batches come from :class:`midi_ddsp.performance.datamodule.PerformanceDataModule`.
 
     Args:
         model: :class:`PerformanceModel` constructor arguments (head, sizes, bins, control range).

@@ -94,14 +94,16 @@ class F0Model(nn.Module):
 
     @torch.no_grad()
     def sample(self, cond_blocks: Tensor, temperature: float = 1.0, top_p: float = 0.95,
-               generator: torch.Generator | None = None) -> Tensor:
-        """Sample bins [B, steps]; the same generator state gives the same result."""
+               generator: torch.Generator | None = None, uniforms: Tensor | None = None) -> Tensor:
+        """Sample bins [B, steps]; the same generator state gives the same result. ``uniforms`` (float64
+        ``[B, steps]`` in [0, 1), one draw per step) replaces the draws from ``generator``."""
         c = self.cond_width
         w_ih, b_ih = self.rnn.weight_ih_l0, self.rnn.bias_ih_l0
         input_gates = cond_blocks @ w_ih[:, :c].t() + b_ih
         prev_gates = self.embed.weight @ w_ih[:, c:].t()
         out_bias = cond_blocks @ self.out.weight[:, -c:].t() + self.out.bias
-        uniforms = torch.rand(cond_blocks.shape[:2], generator=generator, dtype=torch.float64)
+        if uniforms is None:
+            uniforms = torch.rand(cond_blocks.shape[:2], generator=generator, dtype=torch.float64)
         np_ = lambda t: t.detach().cpu().float().numpy()  # noqa: E731
         bins = sample_gru_categorical(np_(input_gates), np_(prev_gates), np_(self.rnn.weight_hh_l0),
                                       np_(self.rnn.bias_hh_l0), np_(self.out.weight[:, :-c]), np_(out_bias),

@@ -50,9 +50,10 @@ def warm_start(task: pl.LightningModule, path: str) -> None:
     tensors, config, _ = load_weights(path, kind)
     state = {k[len("model."):]: v.float() for k, v in tensors.items() if k.startswith("model.")}
     hp = task.hparams
-    old = (int(config["n_harmonics"]), int(config["n_noise_bands"]), int(config["sample_rate"]))
-    new = (int(hp.n_harmonics), int(hp.n_noise_bands), int(hp.sample_rate))
-    if old != new:  # another rate: the output head is mapped row by row, the rest of the network is kept
+    sizes = ("n_harmonics", "n_noise_bands", "sample_rate")
+    old = tuple(int(config[k]) for k in sizes) if all(k in config for k in sizes) else None
+    new = tuple(int(hp[k]) for k in sizes) if all(k in hp for k in sizes) else None
+    if old is not None and new is not None and old != new:  # another rate: the output head is mapped row by row, the rest of the network is kept
         from .rates import resize_head
 
         for name in ("head.proj.weight", "head.proj.bias"):

@@ -81,13 +81,20 @@ def _write_piece_params(out_dir: Path, entry: dict, feats: dict, params: dict[st
     frames = notes_to_frames(piece_sequence(feats), len(params["amplitude"]))
     raw = extract_controls(params["f0_hz"], params["amplitude"], params["harmonic_distribution"],
                            params["noise_magnitudes"], frames).astype(np.float32)
-    np.savez(out_dir / "params" / f"{_safe(entry['id'])}.npz", raw_controls=raw,
+    path = out_dir / "params" / f"{_safe(entry['id'])}.npz"
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, raw_controls=raw,
              **{k: params[k].astype(np.float16) for k in ("amplitude", "harmonic_distribution", "noise_magnitudes")})
+    tmp.replace(path)
     return raw
 
 
 def _measure_job(args) -> tuple[str, np.ndarray]:
     cache_dir, out_dir, entry, sample_rate, n_harmonics, n_noise_bands = args
+    done = Path(out_dir) / "params" / f"{_safe(entry['id'])}.npz"
+    if done.is_file():  # an interrupted dump resumes (files are written whole, see _write_piece_params)
+        with np.load(done) as z:
+            return entry["id"], z["raw_controls"]
     feats = load_features(cache_dir, entry)
     audio, _ = read_audio(audio_path(cache_dir, entry), sample_rate)
     params = measure_piece(feats, audio, sample_rate, n_harmonics, n_noise_bands)

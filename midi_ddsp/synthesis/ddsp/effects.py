@@ -1,10 +1,20 @@
 """Effects: a learned convolution reverb with one impulse response per instrument."""
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import Tensor, nn
 
 from . import functional as DF
+from .streaming import ConvolutionStream
+
+
+class ReverbControls(NamedTuple):
+    """Controls of :class:`Reverb` in a chain: ``ir [B or 1, taps]`` the impulse responses to apply (see
+    :meth:`Reverb.select`), or None to bypass the reverb (the dry signal)."""
+
+    ir: Tensor | None
 
 
 class Reverb(nn.Module):
@@ -42,11 +52,44 @@ class Reverb(nn.Module):
         """
         if not wet:
             return audio
-        if ir is None:
-            index = torch.as_tensor(0 if ir_index is None else ir_index, device=self.irs.device)
-            ir = self.irs[index.reshape(-1)]
-        ir = ir.reshape(-1, ir.shape[-1]).to(audio.dtype)
+        ir = self.select(ir_index, ir).to(audio.dtype)
         if not add_dry:
             return DF.fft_convolve(audio, ir)
         ir = torch.cat([ir.new_zeros(ir.shape[0], 1), ir[:, 1:]], -1)  # direct sound comes from the dry path
         return audio + DF.fft_convolve(audio, ir)
+
+    def select(self, ir_index: Tensor | int | None = None, ir: Tensor | None = None) -> Tensor:
+        """The impulse responses :meth:`forward` would use: bank entries ``ir_index`` or the user's ``ir``,
+        ``[B or 1, taps]``."""
+        if ir is None:
+            index = torch.as_tensor(0 if ir_index is None else ir_index, device=self.irs.device)
+            ir = self.irs[index.reshape(-1)]
+        return ir.reshape(-1, ir.shape[-1])
+
+    def render(self, audio: Tensor, controls: ReverbControls) -> Tensor:
+        """Dry + wet with ``controls.ir`` (tap 0 ignored), or ``audio`` itself when it is None."""
+        return audio if controls.ir is None else self(audio, ir=controls.ir)
+
+    def stream(self) -> "ReverbBlocks":
+        """A block renderer: ``process(audio block, ReverbControls)``; the tails are carried across blocks."""
+        return ReverbBlocks()
+
+
+class ReverbBlocks:
+    """:class:`Reverb` block by block. The impulse response is taken from the first block's controls."""
+
+    def __init__(self) -> None:
+        self.inner: ConvolutionStream | None = None
+        self.bypass = False
+
+    def process(self, audio: Tensor, controls: ReverbControls) -> Tensor:
+        if self.inner is None and not self.bypass:
+            if controls.ir is None:
+                self.bypass = True
+            else:
+                ir = controls.ir.to(audio.dtype)
+                self.inner = ConvolutionStream(torch.cat([ir.new_zeros(ir.shape[0], 1), ir[:, 1:]], -1), dry=True)
+        return audio if self.bypass else self.inner.process(audio)
+
+    def flush(self) -> Tensor:
+        return torch.zeros(0, 0)

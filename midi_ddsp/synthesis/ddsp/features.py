@@ -31,6 +31,11 @@ def frame_hop(sample_rate: int, frame_rate: float) -> int:
     return int(hop)
 
 
+def window_samples(sample_rate: int, seconds: float) -> int:
+    """An even number of samples closest to ``seconds`` at ``sample_rate`` (Hz)."""
+    return max(2, 2 * int(round(seconds * sample_rate / 2)))
+
+
 def _as_batch(audio: torch.Tensor) -> torch.Tensor:
     if audio.dim() == 1:
         audio = audio[None]
@@ -57,7 +62,7 @@ def _a_weighting_power(sample_rate: int, n_fft: int) -> np.ndarray:
     return (10.0 ** (weight_db / 10.0)).astype(np.float64)
 
 
-def a_weighted_loudness(audio: torch.Tensor, sample_rate: int, frame_rate: float = 250.0, n_fft: int = 512,
+def a_weighted_loudness(audio: torch.Tensor, sample_rate: int, frame_rate: float = 250.0, n_fft: int | None = None,
                         range_db: float = 80.0, ref_db: float = 0.0) -> torch.Tensor:
     """A-weighted loudness, magenta ddsp's ``compute_loudness`` recipe (v2+ defaults, ``padding='center'``).
 
@@ -68,7 +73,10 @@ def a_weighted_loudness(audio: torch.Tensor, sample_rate: int, frame_rate: float
 
     Args:
         audio: [B, n] (or [n]) waveform, linear amplitude (full scale = 1).
-        sample_rate: Hz. frame_rate: frames per second (Hz). n_fft: STFT size in samples.
+        sample_rate: Hz. frame_rate: frames per second (Hz). n_fft: STFT size in samples; None: a 32 ms
+            window (512 at 16 kHz, 1536 at 48 kHz), so the analysis window is the same length of time at
+            every rate. (Mean power over bins grows with n_fft: at 48 kHz a tone reads ~4.8 dB above its
+            16 kHz value; models record their rate and are trained and run with one rate.)
     Returns:
         [B, F, 1] loudness in dB, F = n // hop. Silence reads ``-range_db``. There is no upper clamp (as in
         magenta): with n_fft 512 a full-scale 1 kHz sine reads about +19.8 dB and full-scale uniform white
@@ -76,6 +84,7 @@ def a_weighted_loudness(audio: torch.Tensor, sample_rate: int, frame_rate: float
     """
     audio = _as_batch(audio)
     hop = frame_hop(sample_rate, frame_rate)
+    n_fft = window_samples(sample_rate, 0.032) if n_fft is None else int(n_fft)
     spec = _centred_stft(audio, n_fft, hop)
     power = torch.view_as_real(spec).square().sum(-1)                      # [B, K, F]
     weight = torch.as_tensor(_a_weighting_power(int(sample_rate), int(n_fft)), dtype=power.dtype,
@@ -92,12 +101,14 @@ def _mel_basis(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: flo
 
 
 def log_mel(audio: torch.Tensor, sample_rate: int, frame_rate: float = 250.0, n_mels: int = 64,
-            n_fft: int = 1024, fmin: float = 40.0, fmax: float = 8000.0, eps: float = 1e-5) -> torch.Tensor:
+            n_fft: int | None = None, fmin: float = 40.0, fmax: float | None = None, eps: float = 1e-5
+            ) -> torch.Tensor:
     """Log mel-band magnitude spectrogram.
 
     STFT magnitude (periodic Hann of ``n_fft``, scaled by ``2 / sum(window)`` so a full-scale sine's peak bin
     reads 1.0), weighted by librosa's mel filterbank (Slaney mel scale, triangles of peak 1, ``norm=None``),
-    then natural log of ``max(x, eps)`` (magenta's ``safe_log``). ``fmax`` is capped at Nyquist.
+    then natural log of ``max(x, eps)`` (magenta's ``safe_log``). ``fmax`` is capped at Nyquist; None means
+    Nyquist. ``n_fft`` None means a 64 ms window (1024 at 16 kHz, 3072 at 48 kHz).
 
     Args:
         audio: [B, n] (or [n]) waveform. sample_rate, fmin, fmax: Hz. n_fft: samples.
@@ -106,7 +117,8 @@ def log_mel(audio: torch.Tensor, sample_rate: int, frame_rate: float = 250.0, n_
     """
     audio = _as_batch(audio)
     hop = frame_hop(sample_rate, frame_rate)
-    fmax = min(float(fmax), sample_rate / 2.0)
+    fmax = sample_rate / 2.0 if fmax is None else min(float(fmax), sample_rate / 2.0)
+    n_fft = window_samples(sample_rate, 0.064) if n_fft is None else int(n_fft)
     spec = _centred_stft(audio, n_fft, hop)
     mag = spec.abs() * (2.0 / (0.5 * n_fft))                                # periodic Hann sums to n_fft/2
     basis = torch.as_tensor(_mel_basis(int(sample_rate), int(n_fft), int(n_mels), float(fmin), fmax),
@@ -290,7 +302,7 @@ def framed_power(audio: np.ndarray, n_frames: int, sample_rate: int, frame_rate:
 def measured_harmonic_distribution(audio: np.ndarray, f0_hz: np.ndarray, sample_rate: int,
                                    frame_rate: float = 250.0, n_harmonics: int = 60, n_fft: int = 1024,
                                    noise_magnitudes: np.ndarray | None = None,
-                                   excitation_power: float = 1.0 / 3.0) -> np.ndarray:
+                                   excitation_power: float = 1.0 / 3.0, normalize: bool = True) -> np.ndarray:
     """Harmonic amplitude distribution measured from a mono signal with a known f0 (no model).
 
     Each frame (Hann window of ``n_fft`` samples centred on sample ``i * hop``) gets its power spectrum; bin
@@ -306,8 +318,11 @@ def measured_harmonic_distribution(audio: np.ndarray, f0_hz: np.ndarray, sample_
         audio: [n] waveform. f0_hz: [frames] Hz at ``frame_rate`` (e.g. from :func:`estimate_f0`).
         n_fft: window length in samples (64 ms at 16 kHz resolves harmonics of f0 >= ~50 Hz).
         excitation_power: variance of the noise excitation the magnitudes refer to (uniform [-1, 1): 1/3).
+        normalize: False returns each harmonic's amplitude instead (linear; a sinusoid of amplitude ``a``
+            reads ``a``: ``2 sqrt(E / (n_fft * sum(window ** 2)))`` from its bins' power ``E``).
     Returns:
-        [frames, n_harmonics] float32, rows summing to 1 (all zeros where there is no energy).
+        [frames, n_harmonics] float32, rows summing to 1 (all zeros where there is no energy), or the
+        amplitudes when ``normalize`` is False.
     """
     f0 = np.maximum(np.asarray(f0_hz, dtype=np.float64).reshape(-1), 1e-3)
     freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
@@ -326,6 +341,8 @@ def measured_harmonic_distribution(audio: np.ndarray, f0_hz: np.ndarray, sample_
         flat = (rows * n_harmonics + k - 1)[valid]
         energy = np.bincount(flat, weights=power[valid], minlength=(stop - start) * n_harmonics)
         out[start:stop] = np.sqrt(np.maximum(energy.reshape(stop - start, n_harmonics), 0.0))
+    if not normalize:
+        return (2.0 * out / np.sqrt(n_fft * np.sum(window ** 2))).astype(np.float32)
     total = out.sum(-1, keepdims=True)
     return np.where(total > 0, out / np.maximum(total, 1e-30), 0.0).astype(np.float32)
 

@@ -125,7 +125,11 @@ def harmonic_oscillator(
     fade_start: float | None = 0.9,
     amplitude_upsampling: str = "hann",
     chunk_elements: int = CHUNK_ELEMENTS // 2,
-) -> Tensor:
+    initial_phase: Tensor | None = None,
+    stop: int | None = None,
+    return_phase: bool = False,
+    recurrence: bool = True,
+) -> Tensor | tuple[Tensor, Tensor]:
     """Bank of harmonic sinusoids: ``sum_k A_k(t) * g_k(t) * sin(2 pi * k * phi(t))``.
 
     Args:
@@ -137,9 +141,17 @@ def harmonic_oscillator(
             ``k * f0(t)``, evaluated per sample: a raised-cosine fade from ``fade_start * nyquist`` to Nyquist;
             ``None`` = ddsp's hard cut at Nyquist.
         chunk_elements: size budget of the per-chunk ``[B, chunk, H]`` intermediates.
+        initial_phase: fundamental phase in cycles ``[B]`` (float64) before sample 0 (default 0): the phase
+            a previous block returned, so that blocks join without a seam.
+        stop: compute only samples ``[0, stop)`` of the ``n_samples`` (default all), e.g. to leave out the
+            last frame interval of a block until the next frame is known.
+        return_phase: also return the phase (cycles in [0, 1), ``[B]`` float64) after sample ``stop - 1``.
+        recurrence: when no gradient is needed, make ``sin(k phi)`` by the Chebyshev recurrence
+            (:func:`_recurrence_sines`, ~2x faster here) instead of one ``sin`` per harmonic and sample;
+            with gradients the direct ``sin`` is used.
 
     Returns:
-        ``[B, n_samples]`` audio.
+        ``[B, stop]`` audio (and the phase with ``return_phase``).
 
     Numerics: the fundamental phase ``phi`` is accumulated in cycles in float64 (inclusive cumulative sum of
     f0 / sample_rate, like ddsp) and wrapped to [0, 1) at every chunk, so it does not drift on long signals;
@@ -165,16 +177,22 @@ def harmonic_oscillator(
 
     aligned = n_samples % n_frames == 0
     hop = n_samples // n_frames
-    chunk = max(1, chunk_elements // (batch * n_harmonics))
+    in_place = not (torch.is_grad_enabled() and (f0_hz.requires_grad or harmonic_amplitudes.requires_grad))
+    recurrence = recurrence and in_place and aligned
+    # the recurrence works on rows of samples: longer chunks amortise its per-harmonic op calls
+    chunk = max(1, chunk_elements * (4 if recurrence else 1) // (batch * n_harmonics))
     if aligned:  # whole frame intervals per chunk: interpolate by broadcasting, crossfade amplitudes by matmul
         chunk = max(hop, chunk // hop * hop)
         w_lin = _frame_positions(0, hop, 1, hop, device)[2]  # [hop] float64, d / hop
         w_amp = (_hann_fraction(w_lin) if amplitude_upsampling == "hann" else w_lin).to(dtype)
-    in_place = not (torch.is_grad_enabled() and (f0_hz.requires_grad or harmonic_amplitudes.requires_grad))
 
-    outputs, phase_offset = [], torch.zeros(batch, dtype=torch.float64, device=device)
-    for t0 in range(0, n_samples, chunk):
-        t1 = min(n_samples, t0 + chunk)
+    stop = n_samples if stop is None else int(stop)
+    phase_offset = torch.zeros(batch, dtype=torch.float64, device=device)
+    if initial_phase is not None:
+        phase_offset = phase_offset + torch.as_tensor(initial_phase, dtype=torch.float64, device=device)
+    outputs = []
+    for t0 in range(0, stop, chunk):
+        t1 = min(stop, t0 + chunk)
         if aligned:
             c0, c1 = t0 // hop, t1 // hop
 
@@ -192,6 +210,11 @@ def harmonic_oscillator(
         radians = (2 * math.pi * torch.frac(cycles)).to(dtype)  # [B, T] fundamental phase in [0, 2 pi)
 
         n_aud, n_full = max(n_audible_list[i0:i1]), min(n_full_list[i0:i1])
+        if recurrence:
+            outputs.append(_recurrence_chunk(
+                radians, n_aud, n_full, amps_pad[:, c0:c1 + 1], w_amp, hop,
+                lambda h0, h1: _fade_gain(interp(f0_pad, w_lin), k[h0:h1], sample_rate, fade_start, True)))
+            continue
         out = radians.new_zeros(batch, t1 - t0)
         for h0, h1 in ((0, n_full), (n_full, n_aud)):  # harmonics at full gain, then those in the fade
             if h1 <= h0:
@@ -211,7 +234,47 @@ def harmonic_oscillator(
                 amps = torch.lerp(amps_pad[:, j, h0:h1], amps_pad[:, j + 1, h0:h1], w)  # [B, T, h1 - h0]
                 out = out + (amps * sines).sum(-1)
         outputs.append(out)
-    return torch.cat(outputs, 1)
+    audio = torch.cat(outputs, 1) if outputs else harmonic_amplitudes.new_zeros(batch, 0)
+    return (audio, phase_offset) if return_phase else audio
+
+
+def _recurrence_chunk(radians: Tensor, n_aud: int, n_full: int, amps: Tensor, w_amp: Tensor, hop: int,
+                      fade) -> Tensor:
+    """One aligned chunk of the oscillator from recurrence sines: ``[B, T]``.
+
+    ``amps [B, c + 1, H]`` the frames of the chunk's ``c`` intervals and the next; ``fade(h0, h1)`` the
+    ``[B, T, h1 - h0]`` anti-alias gains of harmonics ``h0..h1-1``. The sines stay ``[B, h, T]`` (rows
+    of samples) and each interval's left/right frame amplitudes are applied by one batched matmul.
+    """
+    batch, length = radians.shape
+    c = length // hop
+    if n_aud <= 0:
+        return radians.new_zeros(batch, length)
+    rows = _recurrence_sines(radians, n_aud)
+    if n_full < n_aud:
+        rows[:, n_full:n_aud] *= fade(n_full, n_aud).transpose(1, 2)
+    pair = torch.stack([amps[:, :c, :n_aud], amps[:, 1:c + 1, :n_aud]], 2)  # [B, c, 2, h]
+    ends = pair @ rows.view(batch, n_aud, c, hop).permute(0, 2, 1, 3)  # [B, c, 2, hop]
+    return torch.lerp(ends[:, :, 0], ends[:, :, 1], w_amp).reshape(batch, length)
+
+
+def _recurrence_sines(radians: Tensor, n: int) -> Tensor:
+    """``sin(k * theta)`` for k = 1..n, ``[B, n, T]``, by the Chebyshev recurrence
+    ``s_k = 2 cos(theta) s_(k-1) - s_(k-2)``: two transcendentals per sample instead of one per harmonic.
+
+    Rounding grows about like ``k eps / |sin theta|`` (1e-4 of full scale for k = 60 at 30 Hz, 16 kHz), and,
+    being a function of theta alone, it cannot create inharmonic partials.
+    """
+    batch, length = radians.shape
+    rows = radians.new_empty(batch, max(n, 1), length)
+    torch.sin(radians, out=rows[:, 0])
+    if n >= 2:
+        twice_cos = torch.cos(radians).mul_(2.0)
+        torch.mul(twice_cos, rows[:, 0], out=rows[:, 1])
+        for j in range(2, n):
+            torch.mul(twice_cos, rows[:, j - 1], out=rows[:, j])
+            rows[:, j].sub_(rows[:, j - 2])
+    return rows[:, :n]
 
 
 def _fade_gain(f0: Tensor, k: Tensor, sample_rate: float, fade_start: float | None, in_place: bool) -> Tensor:
@@ -312,19 +375,21 @@ def _framed_convolution(
 
 
 def fft_convolve(audio: Tensor, ir: Tensor, *, max_fft_size: int = 2**17,
-                 chunk_elements: int = CHUNK_ELEMENTS) -> Tensor:
+                 chunk_elements: int = CHUNK_ELEMENTS, full: bool = False) -> Tensor:
     """Causal linear convolution, output truncated to the input length. ``[B, n] * [B or 1, m] -> [B, n]``.
 
     ``y[t] = sum_s ir[s] * audio[t - s]``. One FFT when ``n + m - 1 <= max_fft_size``, else overlap-add in
     blocks (FFT size ``max_fft_size`` or ``~2 m``), a group of blocks (``chunk_elements`` FFT bins) at a time,
-    so long inputs use bounded memory.
+    so long inputs use bounded memory. ``full=True`` returns the whole ``[B, n + m - 1]`` convolution (the
+    tail too).
     """
     n, m = audio.shape[-1], ir.shape[-1]
     block = n if n + m - 1 <= max_fft_size else max(max_fft_size - m + 1, m)
     block = min(n, next_fast_len(block + m - 1) - m + 1)
     n_blocks = -(-n // block)
     x = F.pad(audio, (0, n_blocks * block - n))
-    return _framed_convolution(x, ir[:, None, :], block, block, n_blocks, None, 0, n, chunk_elements)
+    n_out = n + m - 1 if full else n
+    return _framed_convolution(x, ir[:, None, :], block, block, n_blocks, None, 0, n_out, chunk_elements)
 
 
 def ltv_fir_filter(audio: Tensor, irs: Tensor, *, delay: int = 0, windowed: bool = True,

@@ -5,6 +5,11 @@ physical controls (positive amplitudes, normalised distributions); ``forward(con
 renders audio from controls, so a user can drive it directly with hand-made physical values. Frame-rate
 tensors are ``[batch, n_frames, channels]``, audio ``[batch, n_samples]``; ``n_samples`` and ``sample_rate``
 are call arguments, never constructor constants.
+
+As sources of a :mod:`~midi_ddsp.synthesis.ddsp.processors` chain, each synth also has
+``render(controls, n_samples, sample_rate)`` (its typed controls in one tuple) and
+``stream(hop, sample_rate)``, a stateful block renderer from :mod:`~midi_ddsp.synthesis.ddsp.streaming`
+whose concatenated blocks equal ``render``.
 """
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from . import functional as DF
+from .streaming import FIRStream, HarmonicStream
 
 
 class HarmonicControls(NamedTuple):
@@ -70,6 +76,43 @@ class HarmonicSynth(nn.Module):
             fade_start=self.fade_start, amplitude_upsampling=self.amplitude_upsampling)
 
 
+    def render(self, controls: HarmonicControls, n_samples: int, sample_rate: float) -> Tensor:
+        """:meth:`forward` on a :class:`HarmonicControls` tuple."""
+        return self(*controls, n_samples=n_samples, sample_rate=sample_rate)
+
+    def stream(self, hop: int, sample_rate: float) -> "HarmonicBlocks":
+        """A block renderer: ``process(HarmonicControls of the next frames)`` -> the samples complete so far."""
+        return HarmonicBlocks(self, HarmonicStream(hop, sample_rate, self.fade_start, self.amplitude_upsampling))
+
+
+class HarmonicBlocks:
+    """:class:`HarmonicSynth` block by block (phase carried; see :class:`streaming.HarmonicStream`)."""
+
+    def __init__(self, synth: HarmonicSynth, stream: HarmonicStream) -> None:
+        self.synth, self.inner = synth, stream
+
+    def process(self, controls: HarmonicControls) -> Tensor:
+        if controls.harmonic_distribution.shape[-1] != self.synth.n_harmonics:
+            raise ValueError(f"expected {self.synth.n_harmonics} harmonics, got "
+                             f"{controls.harmonic_distribution.shape[-1]}")
+        return self.inner.process(controls.f0_hz, controls.amplitude * controls.harmonic_distribution)
+
+    def flush(self) -> Tensor:
+        return self.inner.flush()
+
+
+class NoiseControls(NamedTuple):
+    """Controls of :class:`FilteredNoise`.
+
+    ``magnitudes [B, F, K]`` linear band gains; ``excitation [B, n_samples]`` the white noise to filter (for a
+    block: the block's samples), or None to draw uniform noise in [-1, 1) from ``generator``.
+    """
+
+    magnitudes: Tensor
+    excitation: Tensor | None = None
+    generator: torch.Generator | None = None
+
+
 class FilteredNoise(nn.Module):
     """Uniform white noise through a time-varying linear-phase FIR filter.
 
@@ -99,6 +142,40 @@ class FilteredNoise(nn.Module):
         """
         irs = DF.frequency_impulse_response(noise_magnitudes)
         if noise is None:
-            noise = torch.rand(noise_magnitudes.shape[0], n_samples, generator=generator,
-                               dtype=noise_magnitudes.dtype, device=noise_magnitudes.device) * 2 - 1
+            noise = self.excitation(noise_magnitudes, n_samples, generator)
         return DF.ltv_fir_filter(noise, irs, delay=irs.shape[-1] // 2)
+
+    @staticmethod
+    def excitation(like: Tensor, n_samples: int, generator: torch.Generator | None = None) -> Tensor:
+        """Uniform white noise in [-1, 1), ``[B, n_samples]`` (batch, dtype and device of ``like``)."""
+        return torch.rand(like.shape[0], n_samples, generator=generator, dtype=like.dtype,
+                          device=like.device) * 2 - 1
+
+    def render(self, controls: NoiseControls, n_samples: int, sample_rate: float | None = None) -> Tensor:
+        """:meth:`forward` on a :class:`NoiseControls` tuple (``sample_rate`` is not needed: bands span 0..Nyquist)."""
+        return self(controls.magnitudes, n_samples, generator=controls.generator, noise=controls.excitation)
+
+    def stream(self, hop: int, sample_rate: float | None = None) -> "NoiseBlocks":
+        """A block renderer: ``process(NoiseControls of the next frames, with their excitation)``."""
+        return NoiseBlocks(hop)
+
+
+class NoiseBlocks:
+    """:class:`FilteredNoise` block by block (filter state carried; see :class:`streaming.FIRStream`)."""
+
+    def __init__(self, hop: int) -> None:
+        self.hop = int(hop)
+        self.inner: FIRStream | None = None
+
+    def process(self, controls: NoiseControls) -> Tensor:
+        irs = DF.frequency_impulse_response(controls.magnitudes)
+        if self.inner is None:
+            self.inner = FIRStream(self.hop, delay=irs.shape[-1] // 2)
+        n = controls.magnitudes.shape[1] * self.hop
+        noise = controls.excitation
+        if noise is None:
+            noise = FilteredNoise.excitation(controls.magnitudes, n, controls.generator)
+        return self.inner.process(noise, irs)
+
+    def flush(self) -> Tensor:
+        return self.inner.flush() if self.inner is not None else torch.zeros(0, 0)
