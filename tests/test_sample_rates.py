@@ -113,3 +113,22 @@ def test_targets_from_a_model_of_another_rate_are_refused(tmp_path):
         tmp_path / "a.safetensors")
     with pytest.raises(CheckpointError, match="16000 Hz .* 48000 Hz"):
         check_rate(16000, 48000, tmp_path / "a.safetensors", "cache/x")
+
+
+@pytest.mark.parametrize("rate,n_harmonics,n_noise_bands", [(16000, 60, 65), (48000, 96, 129)])
+def test_a_model_folder_renders_at_its_own_rate_and_resamples_on_request(tmp_path, rate, n_harmonics, n_noise_bands):
+    from midi_ddsp.note_level.notes import Note, NoteSequence, Performance
+    from midi_ddsp.pipeline import MidiDDSP
+    from midi_ddsp.random_models import write_random_checkpoints
+
+    folder = write_random_checkpoints(tmp_path / f"m{rate}", width=8, f0_hidden=8, reverb_length=rate // 10,
+                                      performance=False, sample_rate=rate, n_harmonics=n_harmonics,
+                                      n_noise_bands=n_noise_bands)
+    model = MidiDDSP.from_pretrained(folder)
+    assert model.sample_rate == rate
+    perf = Performance(NoteSequence((Note(69, 0.0, 0.5),), "flute"), np.full((1, 6), 0.5))
+    own = model.render(perf, seed=0)
+    assert own.sample_rate == rate
+    other = model.render(perf, seed=0, sample_rate=44100)
+    assert other.sample_rate == 44100
+    assert abs(other.mix.shape[-1] / 44100 - own.mix.shape[-1] / rate) < 2e-3  # same duration, resampled

@@ -37,13 +37,15 @@ def read_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.nda
 
 
 def resample(audio: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
-    """Band-limited resampling of [..., samples] (librosa's soxr backend)."""
+    """Band-limited resampling of [..., samples] with libsoxr (its high-quality setting), from_rate -> to_rate Hz."""
     if from_rate == to_rate:
         return audio
-    import librosa
+    import soxr
 
-    return librosa.resample(np.asarray(audio, dtype=np.float32), orig_sr=from_rate, target_sr=to_rate,
-                            res_type="soxr_hq")
+    x = np.asarray(audio, dtype=np.float32)
+    flat = x.reshape(-1, x.shape[-1]).T  # soxr takes [samples, channels]
+    out = soxr.resample(np.ascontiguousarray(flat), int(from_rate), int(to_rate), quality="HQ")
+    return np.ascontiguousarray(out.T).reshape(*x.shape[:-1], -1)
 
 
 def resample_limited(audio: np.ndarray, from_rate: int, to_rate: int | None, peak: float = 1.0) -> np.ndarray:

@@ -85,7 +85,7 @@ class GeneratorClipDataset(Dataset):
 
 class GeneratorDataModule(SynthesisDataModule):
     """SynthesisDataModule whose clips carry the generator's conditioning and targets (``targets_dir`` from
-    ``midi-ddsp data dump-targets``)."""
+    ``midi-ddsp dump-targets``)."""
 
     def __init__(self, cache_dir: str, targets_dir: str, **kwargs) -> None:
         super().__init__(cache_dir, **kwargs)

@@ -34,6 +34,7 @@ from ..instruments import by_id
 from ..synthesis.analysis import AnalysisModel
 from ..synthesis.loading import load_analysis
 from ..synthesis.ddsp.features import log_mel
+from ..synthesis.sizes import n_harmonics_for, n_noise_bands_for
 
 
 def piece_sequence(features: dict) -> NoteSequence:
@@ -102,12 +103,12 @@ def _measure_job(args) -> tuple[str, np.ndarray]:
 
 
 def dump_targets(cache_dir: str | Path, analysis_path: str | Path | None, out_dir: str | Path,
-                 split_of: Callable[[dict], str], progress: bool = True, n_harmonics: int = 128,
-                 n_noise_bands: int = 129, n_workers: int = 1) -> dict:
+                 split_of: Callable[[dict], str], progress: bool = True, n_harmonics: int | None = None,
+                 n_noise_bands: int | None = None, n_workers: int = 1) -> dict:
     """Write the targets described in the module docstring. Returns a summary dict.
 
-    ``analysis_path`` None measures the parameters from the audio (``n_harmonics``, ``n_noise_bands``;
-    ``n_workers`` processes); else the analysis model's sizes and rate apply and must match the cache's.
+    ``analysis_path`` None measures the parameters from the audio (``n_harmonics``, ``n_noise_bands``: None
+    derives them from the cache's rate as a new synthesizer would; ``n_workers`` processes); else the analysis model's sizes and rate apply and must match the cache's.
     """
     from ..data.jobs import run_jobs
 
@@ -117,6 +118,8 @@ def dump_targets(cache_dir: str | Path, analysis_path: str | Path | None, out_di
     entries = load_manifest(cache_dir)
     sample_rate = cache_sample_rate(cache_dir)
     if analysis_path is None:
+        n_harmonics = n_harmonics or n_harmonics_for(sample_rate)
+        n_noise_bands = n_noise_bands or n_noise_bands_for(sample_rate)
         jobs = [(str(cache_dir), str(out_dir), e, sample_rate, n_harmonics, n_noise_bands) for e in entries]
         raw_of = dict(run_jobs(_measure_job, jobs, n_workers, "measure pieces", progress))
         source = {"source": "measured", "n_harmonics": n_harmonics, "n_noise_bands": n_noise_bands}
