@@ -15,6 +15,15 @@ from .errors import MidiDDSPError
 EXIT_USER_ERROR = 2
 
 
+def _add_level_args(p: argparse.ArgumentParser) -> None:
+    """``--loudness`` / ``--no-normalize`` (see :mod:`midi_ddsp.loudness`)."""
+    p.add_argument("--loudness", type=float, default=-16.0, metavar="LUFS",
+                   help="output loudness, integrated LUFS (default -16; true peak kept <= -1 dBFS; one gain "
+                        "for the mix and its stems)")
+    p.add_argument("--no-normalize", action="store_true",
+                   help="keep the models' raw level (only the mix's anti-clipping gain)")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="midi-ddsp",
@@ -39,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--export-performance", type=Path, metavar="FILE",
                    help="write the performance (notes + six controls per note) as CSV or JSON (by extension)")
     r.add_argument("--dry", action="store_true", help="no reverb (the dry synthesizer output)")
+    _add_level_args(r)
     r.add_argument("--sample-rate", type=int, default=None, metavar="SR",
                    help="output sample rate in Hz (default: the model folder's rate; other rates are resampled)")
     r.add_argument("--checkpoint", type=Path, default=None, metavar="DIR",
@@ -60,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="keep the recording's own loudness (by default the loudness of its notes is mapped onto "
                         "the instrument's typical loudness, as DDSP's timbre-transfer demo does)")
     t.add_argument("--dry", action="store_true", help="no reverb")
+    _add_level_args(t)
     t.add_argument("--sample-rate", type=int, default=None, metavar="SR", help="output sample rate in Hz")
     t.add_argument("--seed", type=int, default=0, metavar="S", help="random seed of the noise source")
     t.add_argument("--checkpoint", type=Path, default=None, metavar="DIR", help="model folder")
@@ -76,12 +87,14 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("overrides", nargs="*", help="key=value overrides, e.g. stage=generator trainer.devices=2")
     tr.add_argument("--config-dir", type=Path, default=None, help="config folder (default: the repository's conf/)")
 
-    dt = sub.add_parser("dump-targets", help="run a trained analysis model over a feature cache to make the "
-                        "generator's and the performance model's training targets")
-    dt.add_argument("--cache-dir", type=Path, default=Path("cache/corpus"), help="feature cache folder")
-    dt.add_argument("--analysis", type=Path, default=Path("runs/analysis/model.safetensors"),
-                    help="trained analysis model (safetensors)")
-    dt.add_argument("--out", type=Path, default=Path("runs/targets"), help="output folder")
+    dt = sub.add_parser("dump-targets", help="make the generator's and the expression model's training targets "
+                        "from a feature cache: measured from the audio, or read by a trained analysis model")
+    dt.add_argument("--cache-dir", type=Path, default=Path("cache/corpus48"), help="feature cache folder")
+    dt.add_argument("--analysis", type=Path, default=None, metavar="FILE",
+                    help="read the synthesis parameters with this trained analysis model (safetensors); default: "
+                         "measure them from the audio's spectrum at the tracked f0 (no model)")
+    dt.add_argument("--workers", type=int, default=2, metavar="N", help="processes for the measuring (default 2)")
+    dt.add_argument("--out", type=Path, default=Path("runs/targets48"), help="output folder")
 
     pk = sub.add_parser("package", help="assemble a model folder (float16 safetensors) from trained runs")
     pk.add_argument("--runs", type=Path, default=Path("runs"), help="folder with the stage runs")
@@ -101,7 +114,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = _parser().parse_args(argv)
+    if argv[:1] == ["data"]:  # everything after `data` is the data tool's (argparse.REMAINDER drops --help)
+        args = argparse.Namespace(command="data", args=list(argv[1:]))
+    else:
+        args = _parser().parse_args(argv)
     warnings.simplefilter("default")
     try:
         return _dispatch(args)
@@ -131,8 +147,10 @@ def _dispatch(args) -> int:
         from .data.datasets import split_of
         from .training.targets import dump_targets
 
+        if args.workers < 1:
+            raise MidiDDSPError(f"--workers must be at least 1, got {args.workers}")
         summary = dump_targets(args.cache_dir, args.analysis, args.out,
-                               lambda e: split_of(e.get("group") or e["id"]))
+                               lambda e: split_of(e.get("group") or e["id"]), n_workers=args.workers)
         print(f"targets: {args.out} ({summary})")
         return 0
     if args.command == "studio":

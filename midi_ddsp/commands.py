@@ -16,6 +16,7 @@ import sys
 import time
 import warnings
 
+from . import limits
 from .errors import MidiDDSPError, MidiDDSPWarning
 from .io.audio import FORMATS
 from .io.outputs import OutputSet, check_output_dir, check_output_file
@@ -37,6 +38,32 @@ def _check_sample_rate(sample_rate) -> None:
 def _warn_lines(messages) -> None:
     for m in dict.fromkeys(messages):
         print(f"midi-ddsp: warning: {m}", file=sys.stderr)
+
+
+def _level_target(args) -> float | None:
+    """The output loudness asked for (LUFS), or None with ``--no-normalize``."""
+    from .loudness import check_target
+
+    return None if getattr(args, "no_normalize", False) else check_target(getattr(args, "loudness", -16.0))
+
+
+def _leveled(mix, stems, sample_rate: int, target: float | None):
+    """``(mix, stems, description)`` at the target loudness (one gain; :mod:`midi_ddsp.loudness`), or as they
+    are with ``target`` None."""
+    from .loudness import describe, integrated_loudness, normalize, true_peak
+
+    if target is None:
+        lufs, tp = integrated_loudness(mix, sample_rate), true_peak(mix)
+        raw = f"raw level {lufs:.1f} LUFS" if math.isfinite(lufs) else "raw level, silent"
+        return mix, stems, raw + (f", true peak {20 * math.log10(tp):.1f} dBFS" if tp > 0 else "")
+    mix, stems, level = normalize(mix, stems, sample_rate, target)
+    return mix, stems, describe(level)
+
+
+def _speed(audio_s: float, compute_s: float) -> str:
+    """``12x`` / ``0.35x``: seconds of audio per second of computing (two significant digits below 10)."""
+    ratio = audio_s / max(compute_s, 1e-9)
+    return f"{ratio:.0f}x" if ratio >= 10 else f"{ratio:.2g}x"
 
 
 def _safe_name(text: str) -> str:
@@ -63,10 +90,9 @@ def render(args) -> int:
     export = (check_output_file(args.export_performance, (".csv", ".json"), "--export-performance")
               if args.export_performance is not None else None)
     _check_sample_rate(args.sample_rate)
-    if not (math.isfinite(args.speed) and args.speed > 0):
-        raise MidiDDSPError(f"--speed must be a positive number, got {args.speed}")
-    if not (math.isfinite(args.temperature) and args.temperature >= 0):
-        raise MidiDDSPError(f"--temperature must be >= 0, got {args.temperature}")
+    limits.check_speed(args.speed, "--speed")
+    limits.check_temperature(args.temperature, "--temperature")
+    target = _level_target(args)
     instrument = by_name(args.instrument).name if args.instrument else None
     messages: list[str] = []
     if args.performance is not None:
@@ -90,11 +116,12 @@ def render(args) -> int:
     _warn_lines(messages)
 
     sr = result.sample_rate
+    mix, stem_rows, level = _leveled(result.mix, result.stems if stems_dir is not None else None, sr, target)
     with OutputSet() as outputs:
-        outputs.audio(out, result.mix, sr)
+        outputs.audio(out, mix, sr)
         if stems_dir is not None:
             stems_dir.mkdir(parents=True, exist_ok=True)
-            for i, ((label, inst), audio) in enumerate(zip(stem_names(result), result.stems)):
+            for i, ((label, inst), audio) in enumerate(zip(stem_names(result), stem_rows)):
                 name = f"{i + 1:02d}_{_safe_name(label or 'voice')}_{_safe_name(inst)}"
                 outputs.audio(stems_dir / (name + out.suffix.lower()), audio, sr)
         if args.export_midi is not None:
@@ -106,9 +133,9 @@ def render(args) -> int:
     render_s = result.timings.get("total", 0.0)
     print(f"wrote {out} ({result.duration_s:.1f} s, {len(result.performances)} voice"
           f"{'s' if len(result.performances) != 1 else ''}, {sr} Hz"
-          f"{', gain %.2f' % result.gain if result.gain < 1.0 else ''}) in {total:.1f} s "
+          f", {level}) in {total:.1f} s "
           f"(imports and model load {startup:.1f} s, of which model load {model.load_time_s:.1f} s; "
-          f"render {render_s:.1f} s = {result.duration_s / max(render_s, 1e-9):.0f}x real time)")
+          f"render {render_s:.1f} s = {_speed(result.duration_s, render_s)} real time)")
     return 0
 
 
@@ -123,16 +150,22 @@ def transfer(args) -> int:
     if not math.isfinite(args.loudness_shift):
         raise MidiDDSPError(f"--loudness-shift must be a number of dB, got {args.loudness_shift}")
     instrument = by_name(args.instrument).name
+    target = _level_target(args)
     audio, sr_in = read_audio(args.audio)
+    limits.check_transfer_input(len(audio), sr_in)  # before the model loads
     model = _load(args.checkpoint)
-    result = model.transfer(audio, sr_in, instrument, octave_shift=args.octave_shift, auto_octave=args.auto_octave,
-                            loudness_shift_db=args.loudness_shift, dry=args.dry,
-                            adjust=not getattr(args, "no_adjust", False), seed=args.seed, peak=0.99,
-                            output_rate=args.sample_rate)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", MidiDDSPWarning)
+        result = model.transfer(audio, sr_in, instrument, octave_shift=args.octave_shift,
+                                auto_octave=args.auto_octave, loudness_shift_db=args.loudness_shift, dry=args.dry,
+                                adjust=not getattr(args, "no_adjust", False), seed=args.seed, peak=0.99,
+                                output_rate=args.sample_rate)
+    _warn_lines([str(w.message) for w in caught if issubclass(w.category, MidiDDSPWarning)])
+    audio_out, _, level = _leveled(result.audio, None, result.sample_rate, target)
     with OutputSet() as outputs:
-        outputs.audio(out, result.audio, result.sample_rate)
+        outputs.audio(out, audio_out, result.sample_rate)
     shift = f", octave shift {result.octave_shift:+d}" if result.octave_shift else ""
-    print(f"wrote {out} ({len(result.audio) / result.sample_rate:.1f} s as {instrument}{shift})")
+    print(f"wrote {out} ({len(result.audio) / result.sample_rate:.1f} s as {instrument}{shift}, {level})")
     return 0
 
 

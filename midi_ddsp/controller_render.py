@@ -308,10 +308,27 @@ def render_midi(model, path, instrument: str | None = None, pitch_offset: int = 
         warnings.warn(m, MidiDDSPWarning, stacklevel=2)
     all_stems = np.concatenate(rows, axis=0) if rows else np.zeros((0, 0), np.float32)
     mix, all_stems, gain = mix_stems(all_stems)
+    mix, all_stems = _trimmed(model, mix, all_stems, perfs)
     timings["total"] = time.perf_counter() - t0
     result = SongRenderResult(mix, all_stems, perfs, params if keep_params else None, model.sample_rate, gain,
                               messages, timings, names)
     return _resampled(result, sample_rate)
+
+
+def _trimmed(model, mix, stems, perfs):
+    """Mix and stems ending where the tail after the last neural note falls 60 dB below the peak (as
+    ``model.render``; :func:`midi_ddsp.rendering.tail_end`)."""
+    from midi_ddsp.rendering import TAIL_FADE_S, fade_out, tail_end
+
+    if not mix.size:
+        return mix, stems
+    start = int(np.ceil(max((p.sequence.end_s for p in perfs), default=0.0) * model.sample_rate))
+    fade = int(round(TAIL_FADE_S * model.sample_rate))
+    end = tail_end(mix, start, float(np.max(np.abs(mix))), model.hop, fade=fade)
+    mix, stems = mix[:end], stems[:, :end]
+    fade_out(mix, end, fade)
+    fade_out(stems, end, fade)
+    return mix, stems
 
 
 def _resampled(result, sample_rate):

@@ -22,12 +22,14 @@
 - **Silence is skipped**: a voice is not run through the networks where it has no note (allowing for the
   networks' context and a release); its f0 there is the held note pitch, its amplitude zero.
 
-Reach of an edit of one note (its controls, pitch or timing): the f0 changes from the start of the segment
-that runs into the note's conditioning (at most ``receptive field + crossfade + longest segment`` before its
-onset) to the end of the crossfade after the first segment that starts after it (``receptive field +
-warm-up + crossfade`` after its offset, for a note at least ``F0_MIN_SEGMENT_S`` long; up to one segment more
-in fast runs); the timbre adds its receptive field, the reverb its tail. ``tests/test_local_edits.py`` checks
-the promise (audio equal within 1e-4 farther than 3 s before the onset and 4 s after the offset).
+Reach of an edit of one note (its controls, pitch or timing). Before the onset: the f0 model is causal, so the
+pitch curve changes only from the conditioning's receptive field before the onset, plus at most one phase
+glide; the timbre adds its receptive field. After the offset: up to the end of the hand-over after the first
+segment that starts after the note (``receptive field + warm-up + crossfade``, for a note at least
+``F0_MIN_SEGMENT_S`` apart from the next onset; up to one grid step more in fast runs), plus the timbre's
+receptive field and the reverb's tail. Measured on the example chorale with the shipped model (20 edits of
+controls, pitch and timing): at most 0.9 s before, 3.4 s after (reverb included). ``tests/test_local_edits.py`` checks the promise: audio equal within 1e-4
+farther than 3 s before the onset and 4 s after the offset.
 
 The first window is short (:data:`FIRST_WINDOW_S`), so the first audio of a long piece arrives quickly; the
 window layout and the f0 segments depend only on the piece, so every way of consuming the run gives the same

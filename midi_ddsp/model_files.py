@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._paths import shipped
 from .errors import CheckpointError
 from .instruments import NAMES
 
 FORMAT = "midi-ddsp"
-DEFAULT_CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
+DEFAULT_CHECKPOINTS = shipped("checkpoints")  # the repository's, or the installed package's copy
 GENERATOR_FILE = "generator.safetensors"
 PERFORMANCE_FILE = "performance.safetensors"
 TRANSFER_FILE = "transfer.safetensors"

@@ -21,12 +21,15 @@ shorter), so working memory does not grow with the piece (only :meth:`render`'s 
 row per voice; :meth:`stream` keeps none). Windowed output equals whole-signal processing to float rounding.
 
 Mixing (:meth:`render`): stems are summed; if the mix peak exceeds ``MIX_PEAK`` (0.99) the mix *and every
-stem* are scaled by the same gain (:attr:`RenderResult.gain`), so the stems still sum to the mix. Renders end
-``tail_s`` after the last note offset: a 1 s release plus the reverb's 60 dB decay time.
+stem* are scaled by the same gain (:attr:`RenderResult.gain`), so the stems still sum to the mix. Renders are
+generated for ``tail_s`` after the last note offset (a 1 s release plus the reverb's 60 dB decay time), then
+end where the audio after the last offset falls 60 dB below the mix's peak (20 ms fade; whole frames). The
+API gives the models' raw level; the CLI normalises the loudness (:mod:`midi_ddsp.loudness`).
 
-Seeds: the same inputs and seed give the same audio. The expression prior uses ``seed + voice``, the f0
-sampler one generator derived from ``seed``, and the noise source a stream derived from ``(seed, voice)``.
-A voice's f0 sample can depend on which other voices are batched with it in a window.
+Seeds: the same inputs and seed give the same audio; any integer is a seed. The expression prior uses
+``seed + voice``, the f0 sampler one stream per (seed, voice, segment start) (:mod:`.generation`: an edit of
+one note changes the audio only near it), and the noise source a stream derived from ``(seed, voice)``.
+Voices do not depend on each other.
 """
 from __future__ import annotations
 
@@ -40,7 +43,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-from . import extraction
+from . import extraction, limits
 from . import transfer as _transfer
 from .checkpoint import CheckpointError
 from .errors import MidiDDSPError, MidiDDSPWarning
@@ -50,8 +53,8 @@ from .model_folder import (ANALYSIS_FILE, DEFAULT_CHECKPOINTS, GENERATOR_FILE, P
                            ModelFolder, load_folder)
 from .note_level.expression import ControlNormalizer
 from .note_level.notes import NoteSequence, Performance
-from .rendering import (MIX_PEAK, SynthWorker, VoiceBank, ir_decay_s, mix_stems, noise_excitation,
-                        torch_threads)
+from .rendering import (MIX_PEAK, TAIL_FADE_S, SynthWorker, VoiceBank, fade_out, ir_decay_s, mix_stems,
+                        noise_excitation, tail_end, torch_threads)
 from .results import RenderResult, TransferResult
 from .sources import ReadResult, Source, read_midi_voices, read_source, short_note_warnings
 from .synthesis.generator import SynthesisGenerator
@@ -151,7 +154,7 @@ class MidiDDSP:
         if instrument is not None:
             self._instrument(instrument)
         result = read_midi_voices(midi_path, instrument, pitch_offset, speed, program_map)
-        result.warnings += short_note_warnings(result.voices, self.frame_rate)
+        result.warnings += short_note_warnings(result.voices, self.frame_rate, self.sample_rate)
         _emit(result.warnings)
         return result
 
@@ -164,8 +167,7 @@ class MidiDDSP:
         """
         if isinstance(voices, NoteSequence):
             voices = [voices]
-        if temperature < 0:
-            raise MidiDDSPError(f"temperature must be >= 0, got {temperature}")
+        limits.check_temperature(temperature)
         if self.performance_model is None:
             raise CheckpointError(f"{self.path}: no {PERFORMANCE_FILE} (the expression model) in the model folder; "
                                   f"give a performance file instead")
@@ -178,7 +180,8 @@ class MidiDDSP:
 
     # -------------------------------------------------------------------------- level 2: synthesis params
     def tail_s(self, instruments: Sequence[str] = (), impulse_response=None) -> float:
-        """Seconds rendered after the last note: the release plus the reverb's 60 dB decay time."""
+        """Seconds generated after the last note: the release plus the reverb's 60 dB decay time (renders are
+        then trimmed to their audible tail)."""
         if impulse_response is not None:
             ir = np.asarray(impulse_response, dtype=np.float32)
             decay = max(ir_decay_s(r, self.sample_rate) for r in ir.reshape(-1, ir.shape[-1]))
@@ -218,14 +221,17 @@ class MidiDDSP:
         return [SynthParams.cat(p) if p else _empty_params(self.generator, self.frame_rate) for p in pieces]
 
     def _run(self, perfs, n_frames, temperature, top_p, seed, f0_hz) -> GeneratorRun:
-        if temperature < 0:
-            raise MidiDDSPError(f"temperature must be >= 0, got {temperature}")
+        limits.check_temperature(temperature)
         if not 0 < top_p <= 1:
             raise MidiDDSPError(f"top_p must be in (0, 1], got {top_p}")
         for p in perfs:
             if not isinstance(p, Performance):
                 raise TypeError(f"expected Performance objects, got {type(p).__name__}")
             self._instrument(p.instrument)
+        limits.check_voices([p.sequence for p in perfs])
+        if n_frames / self.frame_rate > limits.MAX_DURATION_S + 60.0:
+            raise MidiDDSPError(f"n_frames={n_frames} is {n_frames / self.frame_rate:.0f} s; at most "
+                                f"{limits.MAX_DURATION_S:.0f} s can be rendered at once")
         return GeneratorRun(self.generator, self.sample_rate, self.frame_rate, perfs, n_frames, temperature, top_p,
                             int(seed), f0_hz, self.window_s)
 
@@ -306,7 +312,12 @@ class MidiDDSP:
                 bar.update()
         timings["generate_and_synthesize"] = time.perf_counter() - t
         mix, rows, gain = mix_stems(stems.rows)
-        params_out = [SynthParams.cat(p) for p in pieces] if pieces is not None else None
+        end = tail_end(mix, self._tail_start(performances), float(np.max(np.abs(mix), initial=0.0)), self.hop,
+                       fade=self._fade)
+        mix, rows = mix[:end], rows[:, :end]
+        fade_out(mix, end, self._fade)
+        fade_out(rows, end, self._fade)
+        params_out = [SynthParams.cat(p).frames(0, end // self.hop) for p in pieces] if pieces is not None else None
         timings["total"] = time.perf_counter() - t0
         result = RenderResult(mix, rows, performances, params_out, self.sample_rate, gain, messages, timings)
         return result.resampled(sample_rate)
@@ -320,7 +331,8 @@ class MidiDDSP:
         Yields float32 blocks of ``block_size`` samples at :attr:`sample_rate` (the last one shorter): the mix
         ``[block_size]``, or with ``stems`` one row per voice ``[voices, block_size]``. Their concatenation
         equals :meth:`render`'s ``mix / gain`` (``stems / gain``): a stream cannot know the piece's peak in
-        advance, so it applies no anti-clipping gain. Working memory is about one processing window (the
+        advance, so it applies no anti-clipping gain. The tail after the last note is held back until the end
+        and trimmed as :meth:`render` trims it. Working memory is about one processing window (the
         first one is short, so the first block comes soon). ``parallel`` as in :meth:`render` (off by
         default: it limits torch to one thread while the stream is open).
         """
@@ -328,14 +340,35 @@ class MidiDDSP:
             raise MidiDDSPError(f"block_size must be a positive number of samples, got {block_size}")
         performances, _ = self._prepare(source, instrument, pitch_offset, speed, temperature, seed, {})
         n_frames = self.n_frames_for(performances, impulse_response)
+        start = self._tail_start(performances)
         fifo = _Fifo(len(performances))
+        emitted, peak = 0, 0.0
         for outs in self._synthesized(performances, n_frames, temperature, top_p, seed, reverb, impulse_response,
                                       parallel, None, {}):
             fifo.add(outs)
-            while fifo.ready >= block_size:
-                yield fifo.pop(block_size, stems)
-        while fifo.ready:
-            yield fifo.pop(block_size, stems)
+            while fifo.ready >= block_size and emitted + block_size <= start:  # the tail waits: it is trimmed
+                block = fifo.pop(block_size, True)
+                peak = max(peak, float(np.max(np.abs(block.sum(0)), initial=0.0)))
+                emitted += block_size
+                yield block if stems else block.sum(0)
+        rest = fifo.pop(fifo.ready, True)
+        tail = rest.sum(0)
+        end = tail_end(tail, start - emitted, max(peak, float(np.max(np.abs(tail), initial=0.0))), 1,
+                       fade=self._fade)
+        end = min(rest.shape[1], -(-(emitted + end) // self.hop) * self.hop - emitted)  # whole frames, as render
+        rest = rest[:, :end]
+        fade_out(rest, end, self._fade)
+        for a in range(0, end, block_size):
+            block = rest[:, a:a + block_size]
+            yield block if stems else block.sum(0)
+
+    @property
+    def _fade(self) -> int:
+        return int(round(TAIL_FADE_S * self.sample_rate))
+
+    def _tail_start(self, performances) -> int:
+        """Sample of the last note offset: renders are trimmed after it (see :func:`.rendering.tail_end`)."""
+        return int(math.ceil(max((p.sequence.end_s for p in performances), default=0.0) * self.sample_rate))
 
     def _prepare(self, source, instrument, pitch_offset, speed, temperature, seed, timings
                  ) -> tuple[list[Performance], list[str]]:
@@ -347,7 +380,7 @@ class MidiDDSP:
         src = read_source(source, instrument, pitch_offset, speed)
         for v in src.voices:
             self._instrument(v.instrument)
-        messages = list(src.warnings) + short_note_warnings(src.voices, self.frame_rate)
+        messages = list(src.warnings) + short_note_warnings(src.voices, self.frame_rate, self.sample_rate)
         timings["read"] = time.perf_counter() - t0
         performances = src.performances
         if performances is None:

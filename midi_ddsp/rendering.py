@@ -25,6 +25,8 @@ from .synthesis.synthesizer import Synthesizer
 
 NOISE_BLOCK = 1 << 16  # samples per independently seeded block of the noise excitation
 MIX_PEAK = 0.99
+TAIL_DROP_DB = 60.0  # renders end where the tail after the last note falls this far below the mix peak
+TAIL_FADE_S = 0.02  # ... after a short fade (below that level already)
 
 
 def noise_excitation(seed: int, voice: int, start: int, stop: int) -> Tensor:
@@ -54,6 +56,29 @@ def ir_decay_s(ir: Tensor | np.ndarray, sample_rate: float, drop_db: float = 60.
         return 0.0
     above = np.flatnonzero(energy > energy[0] * 10.0 ** (-drop_db / 10.0))
     return float(above[-1] + 1) / sample_rate if above.size else 0.0
+
+
+def tail_end(tail_mix: np.ndarray, start: int, peak: float, hop: int = 1, drop_db: float = TAIL_DROP_DB,
+             fade: int = 0) -> int:
+    """Where a render ends: ``fade`` samples after the last sample at or after ``start`` whose level is
+    above ``peak`` (the whole mix's) minus ``drop_db``, rounded up to a whole ``hop``, at least ``start``
+    rounded up, and at most ``len(tail_mix)``. Samples before ``start`` (the last note's offset) all stay."""
+    n = tail_mix.shape[0]
+    s = min(max(int(start), 0), n)
+    end = s
+    if peak > 0:
+        loud = np.flatnonzero(np.abs(tail_mix[s:]) > peak * 10.0 ** (-drop_db / 20.0))
+        if loud.size:
+            end = s + int(loud[-1]) + 1 + int(fade)
+    return min(n, -(-end // hop) * hop)
+
+
+def fade_out(rows: np.ndarray, end: int, fade: int) -> None:
+    """Raised-cosine fade over the ``fade`` samples before ``end`` of ``rows [..., n]``, in place."""
+    a = max(0, end - int(fade))
+    if end > a:
+        w = 0.5 + 0.5 * np.cos(np.pi * (np.arange(a, end) - a + 1) / (end - a + 1))
+        rows[..., a:end] *= w.astype(rows.dtype)
 
 
 def mix_stems(stems: np.ndarray, peak: float = MIX_PEAK) -> tuple[np.ndarray, np.ndarray, float]:
@@ -185,5 +210,5 @@ def _in_inference_mode(fn, *args):
         return fn(*args)
 
 
-__all__ = ["noise_excitation", "ir_decay_s", "mix_stems", "impulse_responses", "VoiceBank", "SynthWorker",
+__all__ = ["noise_excitation", "ir_decay_s", "mix_stems", "tail_end", "fade_out", "TAIL_DROP_DB", "TAIL_FADE_S", "impulse_responses", "VoiceBank", "SynthWorker",
            "torch_threads", "MIX_PEAK", "NOISE_BLOCK"]

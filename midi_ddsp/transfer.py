@@ -9,11 +9,14 @@ them seam-free.
 from __future__ import annotations
 
 import math
+import warnings
+
 import numpy as np
 import torch
 
 from .checkpoint import CheckpointError
-from .errors import MidiDDSPError
+from . import limits
+from .errors import MidiDDSPError, MidiDDSPWarning
 from .extraction import at_model_rate, windowed_f0, windowed_loudness
 from .generation import receptive_field
 from .instruments import Instrument
@@ -30,6 +33,8 @@ from .synthesis.params import SynthParams
 DEFAULT_LOUDNESS_MEAN_DB = -20.0
 DEFAULT_LOUDNESS_STD_DB = 8.0
 MAX_MIDI = 110  # f0 is capped here after octave shifts
+SILENT_DB = -70.0  # A-weighted loudness (dB) below which a recording counts as silent
+MIN_PITCHED_SHARE = 0.1  # of the sounding frames: below it the recording is warned as not pitched
 
 
 def detect_notes(conf: np.ndarray, loud_db: np.ndarray) -> np.ndarray:
@@ -38,6 +43,22 @@ def detect_notes(conf: np.ndarray, loud_db: np.ndarray) -> np.ndarray:
 
     score = uniform_filter1d(conf.astype(np.float64) ** 2, 40, mode="nearest") * (loud_db + 80.0)
     return score > max(np.mean(loud_db + 80.0), 1e-6)
+
+
+def content_warnings(conf: np.ndarray, loud_db: np.ndarray) -> list[str]:
+    """What is wrong with a recording as input to timbre transfer: silent (A-weighted loudness never above
+    ``SILENT_DB``), or without pitched content (under ``MIN_PITCHED_SHARE`` of its sounding frames, those
+    within 40 dB of the loudest, with a periodicity confidence of at least 0.5: white noise has none, a
+    melody most). Transfer follows the recording's pitch: from noise it makes a buzz."""
+    if loud_db.size == 0 or float(loud_db.max()) < SILENT_DB:
+        return [f"the recording is silent (loudness below {SILENT_DB:.0f} dB): the output is silent too"]
+    sounding = loud_db > float(loud_db.max()) - 40.0
+    share = float(np.mean(conf[sounding] >= 0.5))
+    if share < MIN_PITCHED_SHARE:
+        return [f"the recording has almost no pitched content ({100 * share:.0f}% of its sounding frames are "
+                f"periodic): timbre transfer follows a melody's pitch, from this it makes a buzz (give a "
+                f"monophonic recording of a pitched instrument or voice)"]
+    return []
 
 
 def instrument_stats(model, instrument: str) -> dict[str, float]:
@@ -91,6 +112,7 @@ def transfer(model, audio: np.ndarray, sample_rate: int, instrument: str, octave
         raise MidiDDSPError("the recording is empty")
     if not np.all(np.isfinite(x)):
         raise MidiDDSPError("the recording holds non-finite samples")
+    limits.check_transfer_input(x.size, sample_rate)
     sr, fr, hop = model.sample_rate, model.frame_rate, model.hop
     x = at_model_rate(x, sample_rate, sr)
     n_in = x.shape[0]
@@ -100,6 +122,8 @@ def transfer(model, audio: np.ndarray, sample_rate: int, instrument: str, octave
     loud = windowed_loudness(x, sr, fr, n_frames)
 
     note_on = detect_notes(conf, loud)
+    for m in content_warnings(conf, loud):
+        warnings.warn(m, MidiDDSPWarning, stacklevel=3)
     stats = instrument_stats(model, inst.name)
     shift = int(octave_shift)
     if auto_octave and note_on.any():

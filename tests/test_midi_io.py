@@ -112,9 +112,14 @@ def test_pitch_offset_and_speed(tmp_path):
     (seq,) = result.sequences
     assert seq.pitches.tolist() == [72]  # 120 + 12 leaves the MIDI range: dropped with a warning
     assert seq.onsets_s.tolist() == pytest.approx([0.25]) and seq.offsets_s.tolist() == pytest.approx([0.5])
-    assert any("outside 0..127 after the pitch offset" in w for w in result.warnings)
+    assert any(w.endswith("1 note dropped: --pitch-offset +12 takes it outside MIDI 0..127 (from 132 to 132)")
+               for w in result.warnings)
     with pytest.raises(ValueError):
         load_midi(path, speed=0)
+    # an offset that takes every note out says so (not "the MIDI file has no notes")
+    with pytest.raises(MidiReadError, match=r"--pitch-offset \+200 takes all 2 notes outside MIDI 0..127 "
+                                            r"\(the file's pitches are 60..120; offsets from -60 to \+7"):
+        load_midi(path, pitch_offset=200)
 
 
 def test_tempo_changes_are_honoured(tmp_path):

@@ -124,13 +124,33 @@ def test_user_impulse_response_is_a_delayed_copy(model):
     assert np.max(np.abs(wet - ref)) < 1e-4
 
 
-def test_render_length_covers_release_and_reverb_decay(model):
+@pytest.mark.parametrize("ir_s", [0.05, None])
+def test_render_ends_where_the_tail_falls_below_60_db(model, ir_s):
+    """The render is generated for the release plus the reverb's decay (``tail_s``) after the last note, then
+    trimmed where the audio falls 60 dB below its peak: what is cut is below that, what is kept is as
+    generated (but for a 20 ms fade), in whole frames."""
     p = perf([(60, 0.0, 0.5), (62, 0.5, 1.25)])
-    r = model.render([p], seed=0)
-    tail = model.tail_s(["violin"])
-    assert tail >= 1.0
-    assert r.mix.shape[0] == math.ceil((1.25 + tail) * FR) * HOP
-    assert r.stems.shape == (1, r.mix.shape[0])
+    ir = None if ir_s is None else np.exp(-np.arange(int(ir_s * SR)) / (0.01 * SR)).astype(np.float32) * 0.1
+    r = model.render([p], seed=0, impulse_response=ir)
+    full = model.audio(model.synth_params([p], seed=0, n_frames=model.n_frames_for([p], ir)), "violin",
+                       impulse_response=ir, seed=0)[0]
+    n, fade = r.mix.shape[0], int(0.02 * SR)
+    assert n % HOP == 0 and 1.25 * SR <= n <= full.shape[0] and r.stems.shape == (1, n)
+    peak = np.abs(full).max()
+    assert np.abs(full[n:]).max(initial=0.0) <= peak * 1e-3
+    np.testing.assert_allclose(r.mix[:n - fade] / r.gain, full[:n - fade], atol=1e-5)
+    if n < full.shape[0]:  # trimmed: the level crosses -60 dB just before the fade
+        assert np.abs(full[n - fade - HOP - 1:n]).max() > peak * 1e-3
+
+
+def test_shipped_model_renders_end_with_their_audible_tail(trained_model):
+    """Not a fixed 4 s after the last note: where each instrument's release and room fall below -60 dB."""
+    tails = {}
+    for inst in ("violin", "trumpet"):
+        r = trained_model.render([perf([(60, 0.0, 0.5), (62, 0.5, 1.25)], inst)], seed=0)
+        tails[inst] = r.duration_s - 1.25
+        assert 0.3 < tails[inst] < trained_model.tail_s([inst]) - 0.5
+    assert tails["violin"] != tails["trumpet"]
 
 
 # -------------------------------------------------------------------------------------- mixing, seeds
@@ -193,8 +213,9 @@ def test_each_level_takes_the_level_above(model, tmp_path):
     params = model.synth_params(perfs, seed=0)
     audio = model.audio(params, [p.instrument for p in perfs], seed=0)
     assert audio.shape == (2, params[0].n_frames * HOP)
-    r = model.render(perfs, seed=0)  # the same chain in one call
-    np.testing.assert_allclose(r.stems / r.gain, audio, atol=1e-5)
+    r = model.render(perfs, seed=0)  # the same chain in one call (its tail trimmed, with a 20 ms fade)
+    n = r.stems.shape[1] - int(0.02 * SR)
+    np.testing.assert_allclose(r.stems[:, :n] / r.gain, audio[:, :n], atol=1e-5)
 
 
 def test_user_f0_curve_is_used(model):
@@ -365,7 +386,10 @@ def test_edge_inputs_voice_without_notes_tiny_recording(model):
     empty = Performance(NoteSequence((), "violin", "empty"), np.zeros((0, 6)))
     r = model.render([empty, perf([(48, 0.0, 0.02)], "cello")], seed=0)
     assert r.stems.shape[0] == 2 and np.all(r.stems[0] == 0) and np.abs(r.stems[1]).max() > 0
-    assert model.transfer(np.zeros(100, np.float32), SR, "violin").audio.shape == (100,)
+    with pytest.raises(MidiDDSPError, match="lasts 6.2 ms; timbre transfer needs at least 100 ms"):
+        model.transfer(np.zeros(100, np.float32), SR, "violin")
+    with pytest.warns(MidiDDSPWarning, match="the recording is silent"):
+        assert model.transfer(np.zeros(2000, np.float32), SR, "violin").audio.shape == (2000,)
 
 
 # ------------------------------------------------------------------------------------------- streaming

@@ -1,6 +1,7 @@
 """Audio files: read as mono float32 at a requested sample rate; write atomically (temp file + rename)."""
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -61,13 +62,40 @@ def resample_limited(audio: np.ndarray, from_rate: int, to_rate: int | None, pea
 FORMATS = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16"), ".ogg": ("OGG", "VORBIS")}
 
 
-def encode_audio(target: str | Path, audio: np.ndarray, sample_rate: int, suffix: str) -> None:
-    """Write mono ``audio`` [samples] to ``target`` in the format of ``suffix`` (.wav/.flac/.ogg), non-atomically."""
+def encode_audio(target: str | Path, audio: np.ndarray, sample_rate: int, suffix: str,
+                 name: str | Path | None = None) -> None:
+    """Write mono ``audio`` [samples] to ``target`` in the format of ``suffix`` (.wav/.flac/.ogg), non-atomically.
+
+    The file is encoded in memory and then written, so a full disk or another write error is reported as
+    what it is (libsndfile says only "System error"); ``name`` is the path errors name (default ``target``).
+    """
     fmt, subtype = FORMATS[suffix.lower()]
+    name = target if name is None else name
+    buf = io.BytesIO()
     try:
-        sf.write(str(target), np.asarray(audio, dtype=np.float32), int(sample_rate), format=fmt, subtype=subtype)
-    except (OSError, sf.LibsndfileError, RuntimeError, ValueError, TypeError) as e:
-        raise OutputWriteError(f"{target}: cannot write audio ({str(e).splitlines()[0]})") from None
+        sf.write(buf, np.asarray(audio, dtype=np.float32), int(sample_rate), format=fmt, subtype=subtype)
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as e:
+        raise OutputWriteError(f"{name}: cannot encode audio ({str(e).splitlines()[0]})") from None
+    try:
+        with open(target, "wb") as f:
+            f.write(buf.getbuffer())
+    except OSError as e:
+        raise OutputWriteError(write_error(name, e)) from None
+
+
+def write_error(path: str | Path, e: OSError) -> str:
+    """One line for a failed write of ``path``; a full disk says so, with the space left in its folder."""
+    import errno
+    import shutil
+
+    if getattr(e, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
+        folder = Path(path).parent if str(Path(path).parent) else Path(".")
+        try:
+            free = f", {shutil.disk_usage(folder).free / 1e6:.1f} MB free in {folder}"
+        except OSError:
+            free = ""
+        return f"{path}: cannot write: no space left on device{free} (free some space or write elsewhere)"
+    return f"{path}: cannot write ({e.strerror or e})"
 
 
 def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int) -> Path:

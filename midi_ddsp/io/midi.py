@@ -125,6 +125,7 @@ def load_midi(path, instrument_override: str | None = None, program_map: Mapping
     report: list[str] = []
     sequences: list[NoteSequence] = []
     n_drum_tracks = 0
+    pushed_out, all_pitches = 0, []  # notes the pitch offset takes outside 0..127
     for t, track in enumerate(pm.instruments):
         if not track.notes:
             continue
@@ -134,19 +135,25 @@ def load_midi(path, instrument_override: str | None = None, program_map: Mapping
             report.append(f"{label}: drum track ({len(track.notes)} note{'s' if len(track.notes) > 1 else ''}) "
                           f"skipped (drums are not modelled)")
             continue
-        notes, dropped = [], {"zero-length": 0, "outside 0..127 after the pitch offset": 0}
+        notes, n_zero, off_range = [], 0, []
         for n in track.notes:
             pitch = n.pitch + int(pitch_offset)
             if n.end <= n.start:
-                dropped["zero-length"] += 1
+                n_zero += 1
             elif not 0 <= pitch <= 127:
-                dropped["outside 0..127 after the pitch offset"] += 1
+                off_range.append(n.pitch)
             else:
                 notes.append(Note(pitch, max(n.start, 0.0) / speed, n.end / speed,
                                   int(min(max(n.velocity, 1), 127))))
-        for why, count in dropped.items():
-            if count:
-                report.append(f"{label}: {count} {why} note{'s' if count > 1 else ''} dropped")
+        if n_zero:
+            report.append(f"{label}: {n_zero} zero-length note{'s' if n_zero > 1 else ''} dropped")
+        if off_range:
+            pushed_out += len(off_range)
+            all_pitches += [n.pitch for n in track.notes]
+            report.append(f"{label}: {len(off_range)} note{'s' if len(off_range) > 1 else ''} dropped: "
+                          f"--pitch-offset {int(pitch_offset):+d} takes {'them' if len(off_range) > 1 else 'it'} "
+                          f"outside MIDI 0..127 (from {min(off_range) + int(pitch_offset)} to "
+                          f"{max(off_range) + int(pitch_offset)})")
         if not notes:
             continue
         voices, n_dup = _split(notes, legato_tolerance_s)
@@ -169,6 +176,11 @@ def load_midi(path, instrument_override: str | None = None, program_map: Mapping
     if not sequences:
         if n_drum_tracks:
             raise MidiReadError(path, "drums_only", "only drum tracks, nothing to render (drums are not modelled)")
+        if pushed_out:
+            lo, hi = min(all_pitches), max(all_pitches)
+            raise MidiReadError(path, "empty", f"--pitch-offset {int(pitch_offset):+d} takes all {pushed_out} "
+                                f"notes outside MIDI 0..127 (the file's pitches are {lo}..{hi}; offsets from "
+                                f"{-lo:+d} to {127 - hi:+d} keep them all)")
         raise MidiReadError(path, "empty", "the MIDI file has no notes")
     return MidiReadResult(sequences, report)
 

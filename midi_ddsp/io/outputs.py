@@ -8,13 +8,14 @@ import numpy as np
 
 from ..errors import MidiDDSPError, OutputWriteError
 from .atomic import commit, discard, make_temp
-from .audio import encode_audio
+from .audio import encode_audio, write_error
 
 
 class OutputSet:
     """A group of output files written all-or-nothing: each is written to a temporary file beside its
-    destination; :meth:`commit` renames them all, :meth:`abort` (or leaving the ``with`` block on an error)
-    removes them."""
+    destination (``.<name>.midi-ddsp-<pid>-<random>.tmp``); :meth:`commit` renames them all, :meth:`abort`
+    (or leaving the ``with`` block on an error) removes them. Temporary files left by a killed process are
+    removed by the next write into the same folder (:func:`~midi_ddsp.io.atomic.clean_stale`)."""
 
     def __init__(self) -> None:
         self._staged: list[tuple[Path, str]] = []
@@ -25,7 +26,7 @@ class OutputSet:
         return tmp
 
     def audio(self, path: Path, audio: np.ndarray, sample_rate: int) -> None:
-        encode_audio(self._temp(path), audio, sample_rate, Path(path).suffix)
+        encode_audio(self._temp(path), audio, sample_rate, Path(path).suffix, name=path)
 
     def text(self, path: Path, text: str) -> None:
         self.binary(path, text.encode("utf-8"))
@@ -36,7 +37,7 @@ class OutputSet:
             with open(tmp, "wb") as f:
                 f.write(data)
         except OSError as e:
-            raise OutputWriteError(f"{path}: cannot write ({e.strerror or e})") from None
+            raise OutputWriteError(write_error(path, e)) from None
 
     def commit(self) -> None:
         try:

@@ -61,8 +61,12 @@ def _noise(n_tokens: int, seed: int | None) -> torch.Tensor:
     g = torch.Generator()
     if seed is None:
         g.seed()
-    else:
+    elif -(1 << 63) <= int(seed) < (1 << 63):
         g.manual_seed(int(seed))
+    else:  # any other integer: hashed into torch's seed range
+        from ..generation import derive_seed
+
+        g.manual_seed(derive_seed(int(seed)))
     return torch.rand(n_tokens, N_CONTROLS, generator=g)
 
 

@@ -2,8 +2,8 @@
 
 State (:class:`RenderState`): every voice's **dry** stem (the synthesizer's output before the reverb), its wet
 stem (dry + reverb), and its f0 (Hz) and loudness (dB of the harmonic amplitude) curves at the model's frame
-rate. The mix is the sum of the wet stems, scaled down when its peak exceeds ``MIX_PEAK`` (like
-:meth:`MidiDDSP.render`).
+rate. The mix is the sum of the wet stems at one gain, chosen at a full render and kept through edits (lowered only
+when an edit would push the peak over ``MIX_PEAK``).
 
 A regional re-render (:func:`plan_regions`, :meth:`RenderState.rerender`) renders, with the public
 :meth:`MidiDDSP.render` and the session's seed, only the notes near the changed ones (``CONTEXT_S`` of
@@ -38,6 +38,7 @@ from midi_ddsp.note_level.notes import NoteSequence, Performance
 from .edits import Change
 
 MIX_PEAK = 0.99
+HEADROOM_DB = 3.0  # a full render leaves this much under MIX_PEAK for later edits before the gain must move
 CONTEXT_S = 1.0  # neighbours rendered on each side of a cut span (covers the generator's receptive field)
 PRE_S = 0.3  # a cut span starts at least this long before the first changed note (or at the previous onset)
 POST_S = 0.3  # ... and ends at the first unchanged onset at least this long after the last changed offset
@@ -136,6 +137,9 @@ class RenderState:
             res = self.model.render(perfs, temperature=self.temperature, seed=self.seed, reverb=False,
                                     keep_params=True, progress=False)
         dry = res.stems if res.gain == 1.0 else res.stems / np.float32(res.gain)
+        n = self.n_samples_for(perfs)  # render() trims its tail; the studio keeps the full length so that
+        if dry.shape[1] < n:           # whole and regional renders line up sample for sample
+            dry = np.pad(dry, ((0, 0), (0, n - dry.shape[1])))
         f0 = np.stack([p.f0_hz[0, :, 0].float().numpy() for p in res.params])
         amp = np.stack([p.amplitude[0, :, 0].float().numpy() for p in res.params])
         loud = (20.0 * np.log10(np.maximum(amp, 1e-5))).astype(np.float32)
@@ -161,7 +165,7 @@ class RenderState:
         self.dry, self.f0_hz, self.loudness_db = rendered
         n = self.dry.shape[1]
         self.wet = self._reverb(self.dry, list(range(len(perfs))))[:, :n] if len(perfs) else self.dry.copy()
-        self._remix()
+        self._remix(regain=True)
         after = self._snapshot_all()
         return Patch([("all", 0, 0, before[0], after[0], 0, 0, before[1], after[1])], before[2], n,
                      before[3], list(self.instruments))
@@ -172,7 +176,7 @@ class RenderState:
         self.dry, self.f0_hz, self.loudness_db = dry.astype(np.float32), f0.astype(np.float32), loud.astype(np.float32)
         n = self.dry.shape[1]
         self.wet = self._reverb(self.dry, list(range(len(perfs))))[:, :n]
-        self._remix()
+        self._remix(regain=True)
 
     def _snapshot_all(self):
         return (self.dry.copy(), np.stack([self.f0_hz, self.loudness_db]), self.dry.shape[1],
@@ -285,10 +289,16 @@ class RenderState:
             self.wet[v] = self._reverb(self.dry[v][None], [v])[0, :n]
         self._remix()
 
-    def _remix(self) -> None:
+    def _remix(self, regain: bool = False) -> None:
+        """Sum the wet stems at the session's gain. The gain is chosen at a full render (``regain``: the peak
+        kept ``HEADROOM_DB`` under MIX_PEAK) and kept through edits, so an edit changes the mix only where it
+        changes the stems; it is lowered only when an edit would clip."""
         mix = self.wet.sum(0) if self.wet.shape[0] else np.zeros(self.wet.shape[1], np.float32)
         top = float(np.max(np.abs(mix))) if mix.size else 0.0
-        self.gain = MIX_PEAK / top if top > MIX_PEAK else 1.0
+        if regain:
+            self.gain = min(1.0, MIX_PEAK * 10.0 ** (-HEADROOM_DB / 20.0) / top) if top > 0 else 1.0
+        if top * self.gain > MIX_PEAK:
+            self.gain = MIX_PEAK / top
         self.mix = (mix * np.float32(self.gain)).astype(np.float32, copy=False)
         self.version += 1
 

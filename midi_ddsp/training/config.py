@@ -12,9 +12,10 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from .._paths import shipped
 from ..errors import MidiDDSPError
 
-DEFAULT_CONFIG_DIR = Path(__file__).resolve().parents[2] / "conf"
+DEFAULT_CONFIG_DIR = shipped("conf")  # the repository's, or the installed package's copy
 _POSITIVE = ("learning_rate", "batch_size", "max_steps", "width", "every_n_steps", "every_minutes", "clip_seconds",
              "devices", "num_nodes", "hidden", "n_bins", "window")
 
