@@ -149,7 +149,7 @@ def test_shipped_model_renders_end_with_their_audible_tail(trained_model):
     for inst in ("violin", "trumpet"):
         r = trained_model.render([perf([(60, 0.0, 0.5), (62, 0.5, 1.25)], inst)], seed=0)
         tails[inst] = r.duration_s - 1.25
-        assert 0.3 < tails[inst] < trained_model.tail_s([inst]) - 0.5
+        assert 0.05 < tails[inst] < trained_model.tail_s([inst]) - 0.5  # a release, not the IR's length
     assert tails["violin"] != tails["trumpet"]
 
 
