@@ -50,13 +50,14 @@ def _level_target(args) -> float | None:
 def _leveled(mix, stems, sample_rate: int, target: float | None):
     """``(mix, stems, description)`` at the target loudness (one gain; :mod:`midi_ddsp.loudness`), or as they
     are with ``target`` None."""
-    from .loudness import describe, integrated_loudness, normalize, true_peak
+    from .loudness import Profile, describe, normalize
 
     if target is None:
-        lufs, tp = integrated_loudness(mix, sample_rate), true_peak(mix)
+        prof = Profile.of(mix, sample_rate)
+        lufs, tp = prof.lufs(), prof.true_peak()
         raw = f"raw level {lufs:.1f} LUFS" if math.isfinite(lufs) else "raw level, silent"
         return mix, stems, raw + (f", true peak {20 * math.log10(tp):.1f} dBFS" if tp > 0 else "")
-    mix, stems, level = normalize(mix, stems, sample_rate, target)
+    mix, stems, level = normalize(mix, stems, sample_rate, target, copy=False)
     return mix, stems, describe(level)
 
 

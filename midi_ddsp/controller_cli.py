@@ -69,9 +69,10 @@ def render_source(model, given, source, args):
 
         instrument = by_name(args.instrument).name if getattr(args, "instrument", None) else None
         return render_midi(model, given, instrument=instrument, pitch_offset=args.pitch_offset, speed=args.speed,
+                           stems=getattr(args, "stems", None) is not None,
                            controllers=not getattr(args, "ignore_controllers", False),
                            fallback_soundfont=getattr(args, "fallback_soundfont", None), **common)
-    return model.render(source, **common)
+    return model.render(source, **common, stems=getattr(args, "stems", None) is not None)
 
 
 def midi_export_bytes(result, frame_rate: float) -> bytes:

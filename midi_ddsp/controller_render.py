@@ -218,7 +218,7 @@ def render_midi(model, path, instrument: str | None = None, pitch_offset: int = 
                 temperature: float = 1.0, seed: int = 0, reverb: bool = True, impulse_response=None,
                 top_p: float = 0.95, keep_params: bool = True, progress: bool | None = None,
                 controllers: bool = True, fallback_soundfont=None, program_map=None,
-                sample_rate: int | None = None) -> RenderResult:
+                sample_rate: int | None = None, stems: bool = True) -> RenderResult:
     """A MIDI file -> audio with its controllers, an exported performance, and/or the soundfont fallback.
 
     Args:
@@ -229,6 +229,8 @@ def render_midi(model, path, instrument: str | None = None, pitch_offset: int = 
             (the system's GM soundfont) or an ``.sf2`` path: drums and catch-all programs through FluidSynth
             (:mod:`midi_ddsp.sampler`).
         sample_rate: return the audio resampled to this rate (Hz; None: the model's), as ``model.render``.
+        stems: as ``model.render`` (False: ``stems`` empty where the plain render applies; songs with
+            controllers or a fallback keep them, they are mixed from them).
     Returns:
         ``model.render(path, ...)`` itself when nothing here applies; else a :class:`SongRenderResult`.
     """
@@ -249,7 +251,7 @@ def render_midi(model, path, instrument: str | None = None, pitch_offset: int = 
 
         exported = is_performance_midi(path)
     if not fb_tracks and not controllers:
-        return _resampled(model.render(path, **kwargs), sample_rate)
+        return _resampled(model.render(path, **kwargs, stems=stems), sample_rate)
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MidiDDSPWarning)
@@ -269,7 +271,7 @@ def render_midi(model, path, instrument: str | None = None, pitch_offset: int = 
     use_ctrl = controllers and (exported or has_controllers(events))
     timings: dict[str, float] = {"read": time.perf_counter() - t0}
     if not use_ctrl and not fb_tracks:
-        return _resampled(model.render(path, **kwargs), sample_rate)  # exactly today's render
+        return _resampled(model.render(path, **kwargs, stems=stems), sample_rate)  # exactly today's render
 
     perfs, params, stems = [], [], np.zeros((0, 0), np.float32)
     if voices:

@@ -1,4 +1,4 @@
-"""Output level: renders and transfers normalised to a loudness target (ITU-R BS.1770-4 via pyloudnorm).
+"""Output level: renders and transfers normalised to a loudness target (ITU-R BS.1770-4).
 
 The CLI writes ``render`` and ``transfer`` outputs at ``TARGET_LUFS`` (-16 LUFS integrated, the usual level
 for streamed and downloaded music) with the true peak (4x oversampled, BS.1770-4 Annex 2) at most
@@ -8,6 +8,12 @@ same gain curve for every stem) takes the loudest moments down, by at most 6 dB;
 more stays below the target (reported). ``--loudness LUFS`` sets another target, ``--no-normalize``
 keeps the models' raw level (then only the anti-clipping gain of the mix applies). The Python API renders
 at the raw level; :func:`normalize` is the same step for its results.
+
+The signal is read in chunks into a **1 ms block profile** (:class:`Profile`: K-weighted energy and true
+peak per block); the gating, the limiter's gain curve and its make-up work on that profile, and one more
+pass measures what was written. A 10-minute 48 kHz piece thus costs a few float32 passes and no
+whole-signal float64 copy. The K-weighting filters are pyloudnorm's (its BS.1770 coefficients at any rate);
+the tests hold the result against pyloudnorm's own meter.
 
 A global gain depends on the whole piece, so with normalisation an edit of one note changes the level of
 everything a little; the local-edit promise (README) is about the raw level (``--no-normalize``).
@@ -25,45 +31,222 @@ MIN_LUFS, MAX_LUFS = -70.0, 0.0
 SILENT_LUFS = -70.0  # BS.1770's absolute gate: quieter audio is not normalised
 MAX_LIMIT_DB = 6.0  # the peak limiter takes at most this much off the loudest moments
 LIMITER_WINDOW_S = 0.02  # its gain changes over this long (no clicks, little distortion)
+BLOCK_S = 0.001  # resolution of the profile and of the limiter's gain curve
+GATE_S, GATE_STEP_S = 0.4, 0.1  # BS.1770 gating blocks (400 ms, 75 % overlap)
+CHUNK = 1 << 18  # samples per step of a pass
+_MARGIN = 16  # samples each side of a chunk that the 4x interpolation filter reaches (it uses 10)
+
+
+def _k_weighting(sample_rate: int) -> list[tuple[float, np.ndarray, np.ndarray]]:
+    """The K-weighting stages as ``(gain, b, a)``: pyloudnorm's BS.1770 coefficients at this rate."""
+    from pyloudnorm import Meter
+
+    return [(float(f.passband_gain), np.asarray(f.b), np.asarray(f.a)) for f in Meter(int(sample_rate))._filters.values()]
+
+
+@dataclass
+class Gain:
+    """A gain for a whole signal: ``value`` times, where the limiter acted, a ``curve`` of per-block factors
+    (``[blocks]``, <= 1, at the centres of blocks of ``block`` samples, linear in between)."""
+
+    value: float
+    curve: np.ndarray | None = None
+    block: int = 1
+
+    def samples(self, a: int, b: int) -> np.ndarray | float:
+        """The gain of samples ``[a, b)``: ``[b - a]`` float32, or a number without a curve."""
+        if self.curve is None:
+            return self.value
+        centres = (np.arange(self.curve.size) + 0.5) * self.block
+        g = np.interp(np.arange(a, b) + 0.5, centres, self.curve) * self.value
+        return g.astype(np.float32)
+
+    def block_max(self) -> np.ndarray | float:
+        """Largest gain inside each block (the curve is linear between centres): for the peak bound."""
+        if self.curve is None:
+            return self.value
+        c = self.curve
+        return np.maximum(c, np.maximum(np.r_[c[:1], c[:-1]], np.r_[c[1:], c[-1:]]) * 0.5 + c * 0.5) * self.value
+
+    def apply_(self, x: np.ndarray) -> np.ndarray:
+        """Scale ``x [..., samples]`` in place (chunk by chunk) and return it."""
+        if self.curve is None:
+            if self.value != 1.0:
+                x *= np.float32(self.value)
+            return x
+        for lo in range(0, x.shape[-1], CHUNK):
+            hi = min(x.shape[-1], lo + CHUNK)
+            x[..., lo:hi] *= self.samples(lo, hi)
+        return x
+
+    @property
+    def min(self) -> float:
+        return self.value * (float(self.curve.min()) if self.curve is not None else 1.0)
+
+    @property
+    def max(self) -> float:
+        return self.value * (float(self.curve.max()) if self.curve is not None else 1.0)
+
+
+def _interpolator() -> np.ndarray:
+    """The 4x true-peak interpolator: an 81-tap Kaiser-windowed low-pass at the old Nyquist (scipy's
+    resample_poly design), delay 10 input samples."""
+    from scipy.signal import firwin
+
+    return firwin(81, 1.0 / 4, window=("kaiser", 5.0)) * 4
+
+
+def _true_peak_run(x: np.ndarray, lo: int, hi: int, gain: Gain | None) -> np.ndarray:
+    """Per-sample true-peak magnitude ``[hi - lo]`` of ``x * gain`` (samples and their 4x-oversampled
+    values) for samples ``[lo, hi)``; the signal is zero outside ``x``."""
+    from scipy.signal import upfirdn
+
+    a0, b0 = max(0, lo - _MARGIN), min(x.size, hi + _MARGIN)
+    seg = np.asarray(x[a0:b0], np.float64)
+    if gain is not None:
+        seg = seg * gain.samples(a0, b0)
+    up = upfirdn(_interpolator(), seg, up=4)[40:40 + 4 * seg.size]  # up[4 i + p]: at sample i + p / 4
+    up = np.abs(up[4 * (lo - a0):4 * (hi - a0)]).reshape(hi - lo, 4).max(1)
+    return np.maximum(up, np.abs(seg[lo - a0:hi - a0]))
+
+
+@dataclass
+class Profile:
+    """A mono signal ``audio`` seen in blocks of ``block`` samples (about 1 ms; the last may be short):
+    ``energy`` [blocks] float64 sums of squares of the K-weighted signal and ``bound`` [blocks] an upper
+    bound of each block's true peak (its neighbourhood's sample peak times the interpolator's gain), from
+    one chunked pass; exact true peaks are computed only where the bound matters (:meth:`peaks`)."""
+
+    audio: np.ndarray
+    energy: np.ndarray
+    bound: np.ndarray
+    block: int
+    sample_rate: int
+    _exact: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, audio: np.ndarray, sample_rate: int) -> "Profile":
+        """Read ``audio [samples]`` chunk by chunk (it is kept by reference, not copied)."""
+        from scipy.signal import lfilter
+
+        x = np.asarray(audio).reshape(-1)
+        n, block = x.size, _block(sample_rate)
+        energy, peak = np.zeros(-(-n // block)), np.zeros(-(-n // block))
+        stages = _k_weighting(sample_rate)
+        state = [np.zeros(max(len(a), len(b)) - 1) for _, b, a in stages]
+        step = max(1, CHUNK // block) * block
+        for lo in range(0, n, step):
+            y = np.asarray(x[lo:lo + step], np.float64)
+            edges = np.arange(0, y.size, block)
+            peak[lo // block:lo // block + edges.size] = np.maximum.reduceat(np.abs(y), edges)
+            for k, (g, b, a) in enumerate(stages):
+                y, state[k] = lfilter(b, a, y, zi=state[k])
+                y *= g
+            energy[lo // block:lo // block + edges.size] = np.add.reduceat(np.square(y), edges)
+        reach = -(-_MARGIN // block)  # blocks the interpolator reaches into on each side
+        from scipy.ndimage import maximum_filter1d
+
+        near = maximum_filter1d(peak, 2 * reach + 1, mode="constant") if peak.size else peak
+        h = _interpolator()
+        worst = max(float(np.abs(h[p::4]).sum()) for p in range(4))
+        return cls(x, energy, near * max(worst, 1.0), block, int(sample_rate))
+
+    @property
+    def n(self) -> int:
+        return self.audio.size
+
+    def peaks(self, threshold: float, gain: Gain | None = None) -> np.ndarray:
+        """Per-block true peaks of ``audio * gain`` ``[blocks]``: exact wherever the bound (times the gain's
+        block maximum) exceeds ``threshold``, the bound elsewhere (so never below the true value). Exact
+        values of the plain signal are kept for the next call."""
+        out = self.bound * (1.0 if gain is None else gain.block_max())
+        todo = np.flatnonzero(out > threshold)
+        if gain is None:
+            if self._exact is None:
+                self._exact = np.full(self.bound.size, np.nan)
+            known = todo[~np.isnan(self._exact[todo])]
+            out[known] = self._exact[known]
+            todo = todo[np.isnan(self._exact[todo])]
+        if todo.size:
+            breaks = np.flatnonzero(np.diff(todo) > 1)  # runs of consecutive blocks, in pieces of <= CHUNK
+            per = max(1, CHUNK // self.block)
+            for s, e in zip(todo[np.r_[0, breaks + 1]], todo[np.r_[breaks, todo.size - 1]] + 1):
+                for b0 in range(int(s), int(e), per):
+                    b1 = min(int(e), b0 + per)
+                    lo, hi = b0 * self.block, min(self.n, b1 * self.block)
+                    tp = _true_peak_run(self.audio, lo, hi, gain)
+                    out[b0:b1] = np.maximum.reduceat(tp, np.arange(0, hi - lo, self.block))
+                    if gain is None:
+                        self._exact[b0:b1] = out[b0:b1]
+        return out
+
+    def true_peak(self, gain: Gain | None = None) -> float:
+        """True peak (linear) of ``audio * gain``: exact, computed on the blocks that could hold it."""
+        if self.bound.size == 0:
+            return 0.0
+        best = int(np.argmax(self.bound * (1.0 if gain is None else gain.block_max())))
+        lo, hi = best * self.block, min(self.n, (best + 1) * self.block)
+        lower = float(_true_peak_run(self.audio, lo, hi, gain).max())  # the true peak is at least this
+        return float(self.peaks(lower, gain).max())
+
+    def lufs(self, gain: Gain | None = None) -> float:
+        """Integrated loudness (LUFS; -inf for silence) of ``audio * gain`` (a curve taken per block: within
+        a small fraction of a dB for the limiter's smooth curve, exact for a number)."""
+        e = self.energy
+        if gain is not None:
+            e = e * np.square(gain.value if gain.curve is None else gain.value * gain.curve)
+        rate, n = self.sample_rate, self.n
+        t_g = min(GATE_S, n / rate)  # a signal shorter than a gating block is one block
+        count = int(np.round((n / rate - t_g) / (t_g * 0.25))) + 1
+        j = np.arange(count)
+        # BS.1770 block bounds in samples (pyloudnorm's rounding), then in whole profile blocks
+        lo = np.round((t_g * 0.25 * j * rate).astype(np.int64) / self.block).astype(np.int64)
+        hi = np.round((t_g * (0.25 * j + 1) * rate).astype(np.int64) / self.block).astype(np.int64)
+        csum = np.r_[0.0, np.cumsum(e)]
+        z = (csum[np.minimum(hi, e.size)] - csum[np.minimum(lo, e.size)]) / (t_g * rate)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            blocks = -0.691 + 10.0 * np.log10(z)
+            above = blocks >= SILENT_LUFS
+            if not above.any():
+                return -math.inf
+            relative = -0.691 + 10.0 * np.log10(z[above].mean()) - 10.0
+            keep = above & (blocks > relative)
+            value = -0.691 + 10.0 * np.log10(z[keep].mean()) if keep.any() else -math.inf
+        return float(value) if math.isfinite(value) else -math.inf
+
+
+def _block(sample_rate: int) -> int:
+    """Samples per profile block: the divisor of a 100 ms gating step closest to ``BLOCK_S``, so the
+    BS.1770 blocks fall on block boundaries (any divisor when the step is not a whole number of samples)."""
+    step, want = int(round(GATE_STEP_S * sample_rate)), BLOCK_S * sample_rate
+    divisors = [d for d in range(1, int(2 * want) + 2) if step % d == 0] or [1]
+    return max(1, min(divisors, key=lambda d: abs(d - want)))
 
 
 @dataclass
 class Level:
-    """The gain applied (a number, or a curve ``[samples]`` where the limiter acted) and the levels before and
-    after (LUFS integrated, dBFS true peak); ``peak_limited``: the target was not reached."""
+    """The gain applied and the levels before and after (LUFS integrated, dBFS true peak, as measured on
+    the output); ``peak_limited``: the target was not reached."""
 
-    gain: float | np.ndarray
+    gain: Gain
     lufs_before: float
     lufs_after: float
     true_peak_dbfs: float
     peak_limited: bool = False
 
 
-def _meter(sample_rate: int, n: int):
-    import pyloudnorm
-
-    block = min(0.4, n / float(sample_rate))  # BS.1770 blocks are 400 ms; a shorter signal is one block
-    return pyloudnorm.Meter(int(sample_rate), block_size=block)
-
-
 def integrated_loudness(audio: np.ndarray, sample_rate: int) -> float:
     """Integrated loudness of mono ``audio [samples]`` in LUFS (-inf for silence)."""
-    x = np.asarray(audio, dtype=np.float64).reshape(-1)
+    x = np.asarray(audio).reshape(-1)
     if x.size < 16 or not np.any(x):
         return -math.inf
-    with np.errstate(divide="ignore"):
-        value = float(_meter(sample_rate, x.size).integrated_loudness(x))
-    return value if math.isfinite(value) else -math.inf
+    return Profile.of(x, sample_rate).lufs()
 
 
 def true_peak(audio: np.ndarray) -> float:
     """True peak (linear) of ``audio [samples]``: the largest magnitude of the signal oversampled 4x."""
-    from scipy.signal import resample_poly
-
-    x = np.asarray(audio, dtype=np.float64).reshape(-1)
-    if x.size == 0:
-        return 0.0
-    return float(max(np.max(np.abs(resample_poly(x, 4, 1))), np.max(np.abs(x))))
+    x = np.asarray(audio).reshape(-1)
+    return float(_true_peak_run(x, 0, x.size, None).max()) if x.size else 0.0
 
 
 def check_target(lufs: float) -> float:
@@ -74,74 +257,66 @@ def check_target(lufs: float) -> float:
     return float(lufs)
 
 
-def _tp_envelope(x: np.ndarray) -> np.ndarray:
-    """Per-sample true-peak magnitude ``[n]``: the largest of each sample and its 4x-oversampled neighbours."""
-    from scipy.signal import resample_poly
-
-    up = np.abs(resample_poly(x, 4, 1))[:4 * x.size].reshape(x.size, 4).max(1)
-    return np.maximum(up, np.abs(x))
-
-
-def limiter_gain(x: np.ndarray, sample_rate: int, ceiling: float, window_s: float = LIMITER_WINDOW_S) -> np.ndarray:
-    """A smooth gain curve ``[n]`` (<= 1) that keeps the true peak of ``x * gain`` at most ``ceiling``: the
-    needed reduction, spread by a minimum filter over ``2 * window_s`` and averaged over ``window_s`` (so it
-    never falls short of the need, and changes over ``window_s``: 20 ms)."""
+def limiter_curve(peak: np.ndarray, ceiling: float, block_s: float = BLOCK_S,
+                  window_s: float = LIMITER_WINDOW_S) -> np.ndarray:
+    """Per-block factors ``[blocks]`` (<= 1) that keep block true peaks ``peak`` at most ``ceiling``: the
+    needed reduction, held by a minimum filter over ``+-window_s`` and averaged over ``window_s`` (so it
+    never falls short of the need in any block it covers, and changes over ``window_s``: 20 ms)."""
     from scipy.ndimage import minimum_filter1d, uniform_filter1d
 
-    need = np.minimum(1.0, ceiling / np.maximum(_tp_envelope(x), 1e-12))
+    need = np.minimum(1.0, ceiling / np.maximum(peak, 1e-12))
     if np.all(need >= 1.0):
         return np.ones_like(need)
-    w = max(int(window_s * sample_rate), 1)
+    w = max(int(round(window_s / block_s)), 1)
     held = minimum_filter1d(need, 2 * w + 1, mode="nearest")
     return np.minimum(uniform_filter1d(held, w | 1, mode="nearest"), 1.0)
 
 
 def level_gain(mix: np.ndarray, sample_rate: int, target_lufs: float = TARGET_LUFS,
                ceiling_dbfs: float = TRUE_PEAK_DBFS) -> Level:
-    """The gain (a number, or a smooth curve ``[n]`` where the peak limiter acts) that takes ``mix`` to
-    ``target_lufs`` with its true peak at most ``ceiling_dbfs``; the limiter takes at most ``MAX_LIMIT_DB`` off
-    the loudest moments, beyond that the target is not reached (``peak_limited``)."""
-    x = np.asarray(mix, dtype=np.float64).reshape(-1)
-    before = integrated_loudness(x, sample_rate)
-    tp = true_peak(x)
+    """The gain that takes ``mix`` to ``target_lufs`` with its true peak at most ``ceiling_dbfs``: a number,
+    or with a limiter curve where peaks need it; the limiter takes at most ``MAX_LIMIT_DB`` off the loudest
+    moments, beyond that the target is not reached (``peak_limited``)."""
+    prof = Profile.of(mix, sample_rate)
+    before, tp = prof.lufs(), prof.true_peak()
     if before < SILENT_LUFS or tp <= 0:
-        return Level(1.0, before, before, 20 * math.log10(tp) if tp > 0 else -math.inf)
+        return Level(Gain(1.0), before, before, 20 * math.log10(tp) if tp > 0 else -math.inf)
     ceiling = 10.0 ** (ceiling_dbfs / 20.0) * (1.0 - 1e-4)
-    gain: float | np.ndarray = 10.0 ** ((target_lufs - before) / 20.0)
-    limited = False
-    if gain * tp > ceiling:
-        for _ in range(3):  # limiting takes some loudness off: make it up and limit again
-            g = float(np.max(gain)) if isinstance(gain, np.ndarray) else gain
-            curve = limiter_gain(x * g, sample_rate, ceiling)
-            if float(curve.min()) < 10.0 ** (-MAX_LIMIT_DB / 20.0):  # too much: limit the depth, miss the target
+    g = 10.0 ** ((target_lufs - before) / 20.0)
+    gain, limited = Gain(g), False
+    if g * tp > ceiling:
+        for _ in range(4):  # limiting takes some loudness off: make it up and limit again
+            curve = limiter_curve(prof.peaks(ceiling / g) * g, ceiling)
+            if float(curve.min()) < 10.0 ** (-MAX_LIMIT_DB / 20.0):  # too deep: limit the depth, miss the target
                 g = min(g, ceiling / tp * 10.0 ** (MAX_LIMIT_DB / 20.0))
-                curve = limiter_gain(x * g, sample_rate, ceiling)
-                gain, limited = g * curve, True
+                gain, limited = Gain(g, limiter_curve(prof.peaks(ceiling / g) * g, ceiling), prof.block), True
                 break
-            gain = g * curve
-            short = target_lufs - integrated_loudness(x * gain, sample_rate)
+            gain = Gain(g, curve, prof.block)
+            short = target_lufs - prof.lufs(gain)
             if short < 0.05:
                 break
-            gain = g * 10.0 ** (short / 20.0)
-        if not isinstance(gain, np.ndarray):  # ended after a make-up step: limit that
-            gain = gain * limiter_gain(x * gain, sample_rate, ceiling)
-        over = true_peak(x * gain) / ceiling
-        if over > 1.0:
-            gain = gain / over
-    y = x * gain
-    after = integrated_loudness(y, sample_rate)
-    return Level(gain, before, after, 20 * math.log10(max(true_peak(y), 1e-12)),
-                 limited or after < target_lufs - 0.1)
+            g *= 10.0 ** (short / 20.0)
+    tp_out = prof.true_peak(gain)  # what will be written, measured
+    if tp_out > ceiling:  # the curve's per-block bound is a hair short inside a block, or make-up overshot
+        gain.value *= ceiling / tp_out
+        tp_out = ceiling
+    after = prof.lufs(gain)
+    return Level(gain, before, after, 20 * math.log10(max(tp_out, 1e-12)), limited or after < target_lufs - 0.1)
 
 
 def normalize(mix: np.ndarray, stems: np.ndarray | None, sample_rate: int, target_lufs: float = TARGET_LUFS,
-              ceiling_dbfs: float = TRUE_PEAK_DBFS) -> tuple[np.ndarray, np.ndarray | None, Level]:
+              ceiling_dbfs: float = TRUE_PEAK_DBFS, copy: bool = True
+              ) -> tuple[np.ndarray, np.ndarray | None, Level]:
     """``(mix, stems, level)`` at the target (see the module docstring): the same gain, a number or a curve,
-    for the mix and every stem, so the stems still sum to the mix; float32 copies."""
+    for the mix and every stem, so the stems still sum to the mix; float32 (scaled in place with
+    ``copy=False`` when they already are float32: saves memory on long pieces)."""
     level = level_gain(mix, sample_rate, target_lufs, ceiling_dbfs)
-    g = np.asarray(level.gain, dtype=np.float32)
-    out_stems = None if stems is None else (np.asarray(stems, np.float32) * g)
-    return np.asarray(mix, np.float32) * g, out_stems, level
+    mix = np.array(mix, np.float32, copy=copy or None)
+    stems = None if stems is None else np.array(stems, np.float32, copy=copy or None)
+    level.gain.apply_(mix)
+    if stems is not None:
+        level.gain.apply_(stems)
+    return mix, stems, level
 
 
 def describe(level: Level) -> str:
@@ -151,11 +326,10 @@ def describe(level: Level) -> str:
     text = f"{level.lufs_after:.1f} LUFS, true peak {level.true_peak_dbfs:.1f} dBFS"
     if level.peak_limited:
         text += f" (short of the target: its peaks would need more than {MAX_LIMIT_DB:g} dB of limiting)"
-    elif isinstance(level.gain, np.ndarray) and float(np.min(level.gain)) < float(np.max(level.gain)) * 0.999:
-        text += (f", peaks limited by up to "
-                 f"{20 * math.log10(float(np.max(level.gain)) / float(np.min(level.gain))):.1f} dB")
+    elif level.gain.curve is not None and level.gain.min < level.gain.max * 0.999:
+        text += f", peaks limited by up to {20 * math.log10(level.gain.max / level.gain.min):.1f} dB"
     return text
 
 
-__all__ = ["Level", "integrated_loudness", "true_peak", "level_gain", "normalize", "describe", "check_target",
-           "TARGET_LUFS", "TRUE_PEAK_DBFS"]
+__all__ = ["Level", "Gain", "Profile", "integrated_loudness", "true_peak", "level_gain", "normalize", "describe",
+           "check_target", "TARGET_LUFS", "TRUE_PEAK_DBFS"]

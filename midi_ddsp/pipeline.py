@@ -281,7 +281,7 @@ class MidiDDSP:
     def render(self, source, instrument: str | None = None, pitch_offset: int = 0, speed: float = 1.0,
                temperature: float = 1.0, seed: int = 0, reverb: bool = True, impulse_response=None,
                top_p: float = 0.95, keep_params: bool = True, progress: bool | None = None,
-               parallel: bool | None = None, sample_rate: int | None = None) -> RenderResult:
+               parallel: bool | None = None, sample_rate: int | None = None, stems: bool = True) -> RenderResult:
         """MIDI file, performance file (.csv/.json), Performances, NoteSequences or a read
         :class:`~midi_ddsp.sources.Source` -> audio.
 
@@ -297,21 +297,26 @@ class MidiDDSP:
             parallel: synthesize each window on a second thread while the generator computes the next one
                 (None: when torch may use two or more threads). The audio is the same either way.
             sample_rate: return the audio resampled to this rate (Hz; None: the model's rate).
+            stems: keep each voice's audio (False: voices are summed as they come and ``stems`` is empty,
+                ``[0, samples]``; saves 4 bytes per sample per voice on long pieces).
         """
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         performances, messages = self._prepare(source, instrument, pitch_offset, speed, temperature, seed, timings)
         n_frames = self.n_frames_for(performances, impulse_response)
-        stems = _Rows(len(performances), n_frames * self.hop)
+        rows_out = _Rows(len(performances), n_frames * self.hop, mixed=not stems)
         pieces: list[list[SynthParams]] | None = [[] for _ in performances] if keep_params else None
         t = time.perf_counter()
         with _tqdm(0, _show(progress, n_frames / self.frame_rate), "render") as bar:
             for outs in self._synthesized(performances, n_frames, temperature, top_p, seed, reverb,
                                           impulse_response, parallel, pieces, timings, bar):
-                stems.add(outs)
+                rows_out.add(outs)
                 bar.update()
         timings["generate_and_synthesize"] = time.perf_counter() - t
-        mix, rows, gain = mix_stems(stems.rows)
+        if stems:
+            mix, rows, gain = mix_stems(rows_out.rows)
+        else:
+            mix, rows, gain = mix_stems(np.zeros((0, n_frames * self.hop), np.float32), mix=rows_out.rows[0])
         end = tail_end(mix, self._tail_start(performances), float(np.max(np.abs(mix), initial=0.0)), self.hop,
                        fade=self._fade)
         mix, rows = mix[:end], rows[:, :end]
@@ -497,16 +502,19 @@ class MidiDDSP:
 
 
 class _Rows:
-    """Output rows ``[voices, n]`` filled in order from per-voice chunks of any length."""
+    """Output rows ``[voices, n]`` filled in order from per-voice chunks of any length; with ``mixed``
+    one row ``[1, n]``, the voices' sum."""
 
-    def __init__(self, n_voices: int, n_samples: int) -> None:
-        self.rows = np.zeros((n_voices, n_samples), dtype=np.float32)
+    def __init__(self, n_voices: int, n_samples: int, mixed: bool = False) -> None:
+        self.rows = np.zeros((1 if mixed else n_voices, n_samples), dtype=np.float32)
+        self.mixed = mixed
         self.at = [0] * n_voices
 
     def add(self, chunks: Sequence[np.ndarray]) -> None:
         for v, c in enumerate(chunks):
+            row = 0 if self.mixed else v
             k = min(len(c), self.rows.shape[1] - self.at[v])
-            self.rows[v, self.at[v]:self.at[v] + k] = c[:k]
+            self.rows[row, self.at[v]:self.at[v] + k] += c[:k]
             self.at[v] += k
 
 

@@ -81,14 +81,17 @@ def fade_out(rows: np.ndarray, end: int, fade: int) -> None:
         rows[..., a:end] *= w.astype(rows.dtype)
 
 
-def mix_stems(stems: np.ndarray, peak: float = MIX_PEAK) -> tuple[np.ndarray, np.ndarray, float]:
-    """Sum ``stems [voices, samples]``; if the mix peak exceeds ``peak``, scale mix and stems by the same gain.
+def mix_stems(stems: np.ndarray, peak: float = MIX_PEAK, mix: np.ndarray | None = None
+              ) -> tuple[np.ndarray, np.ndarray, float]:
+    """Sum ``stems [voices, samples]`` (or take the given ``mix``, summed already: then ``stems`` may be
+    empty); if the mix peak exceeds ``peak``, scale mix and stems by the same gain, in place.
 
     Returns:
         (mix [samples], stems, gain).
     """
     stems = np.asarray(stems, dtype=np.float32)
-    mix = stems.sum(0) if stems.shape[0] else np.zeros(stems.shape[1], np.float32)
+    if mix is None:
+        mix = stems.sum(0) if stems.shape[0] else np.zeros(stems.shape[1], np.float32)
     top = float(np.max(np.abs(mix))) if mix.size else 0.0
     gain = 1.0
     if top > peak:

@@ -414,6 +414,16 @@ def test_stream_concatenated_equals_render(model, tmp_path):
     assert np.max(np.abs(stems - rendered.stems / rendered.gain)) < 1e-6
 
 
+def test_render_without_stems_sums_the_voices_as_they_come(model, tmp_path):
+    """stems=False (the CLI without --stems): the same mix, the same gain, no per-voice rows kept."""
+    mid = two_track_midi(tmp_path / "two.mid")
+    full = model.render(mid, seed=5)
+    lean = model.render(mid, seed=5, stems=False)
+    assert full.stems.shape[0] == 2 and lean.stems.shape == (0, lean.mix.shape[0])
+    assert lean.gain == pytest.approx(full.gain, rel=1e-6)
+    np.testing.assert_allclose(lean.mix, full.mix, atol=1e-6)
+
+
 def test_stream_bad_block_size_is_one_line(model):
     with pytest.raises(MidiDDSPError, match="block_size"):
         next(model.stream([perf([(60, 0.0, 0.5)])], block_size=0))

@@ -257,7 +257,7 @@ def compute_features(src: PieceSource, cfg: CacheConfig, out_dir: str) -> dict:
             ap = out / "audio" / f"{src.id}.wav"
             ap.parent.mkdir(parents=True, exist_ok=True)
             tmp = ap.with_suffix(".tmp.wav")
-            sf.write(str(tmp), audio, sr, subtype="PCM_16")
+            sf.write(str(tmp), audio, sr, subtype="PCM_24")
             os.replace(tmp, ap)
             audio_rel = str(ap.relative_to(out))
         fp = out / "features" / f"{src.id}.npz"

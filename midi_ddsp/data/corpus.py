@@ -5,7 +5,8 @@ Layout of a corpus directory::
     calibration.json            soundfont tuning/range per instrument (see calibration.py)
     melody_cache/               parsed melodies, one JSON per source file
     plan.json                   every planned piece (id, instrument, melody, transpose, seed, duration)
-    pieces/<abbr>/<id>.wav      16 kHz mono PCM-16 audio (dry)
+    pieces/<abbr>/<id>.wav      mono PCM-24 audio at the corpus rate (dry; 24 bits: a 16-bit file's
+                                quantisation floor, ~-98 dBFS, is a hiss the generator would learn)
     pieces/<abbr>/<id>.npz      performed notes + expression curves (PerformedPiece.save)
     pieces/<abbr>/<id>.mid      the MIDI that was rendered
     manifest.jsonl              one line per finished piece (status ok / error with reason), appended
@@ -182,7 +183,7 @@ def render_piece(piece: PerformedPiece, out_dir: str | os.PathLike, sample_rate:
             entry["scaled"] = 0.99 / peak
         piece.save(paths["npz"])
         tmp = paths["wav"].with_suffix(".tmp.wav")
-        sf.write(str(tmp), audio, sample_rate, subtype="PCM_16")
+        sf.write(str(tmp), audio, sample_rate, subtype="PCM_24")
         os.replace(tmp, paths["wav"])
         if not keep_midi:
             paths["mid"].unlink(missing_ok=True)

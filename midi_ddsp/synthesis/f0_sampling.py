@@ -14,6 +14,41 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (np.tanh(0.5 * x) + 1.0)
 
 
+TOP_K = 32  # bins sorted per step; the rest only when the nucleus reaches beyond them (rare: f0 is peaked)
+
+
+def _nucleus_draw(logits: np.ndarray, inv_t: float, top_p: float, u: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """One nucleus draw per row of ``logits [batch, bins]``: the bins sorted by probability, the smallest
+    prefix whose mass reaches ``top_p`` kept (the first always), the bin where the kept CDF crosses
+    ``u [batch]`` (in [0, 1)) returned. Only the ``TOP_K`` most likely bins are sorted when the kept prefix
+    lies inside them (the same draw as a full sort); rows whose nucleus is wider are sorted whole."""
+    batch, n = logits.shape
+    k = min(TOP_K, n)
+    scaled = logits * inv_t
+    top = scaled.max(1, keepdims=True)
+    total = np.exp(scaled - top).sum(1, keepdims=True)
+    order = np.argpartition(-scaled, k - 1, axis=1)[:, :k] if k < n else np.tile(np.arange(n), (batch, 1))
+    order = np.take_along_axis(order, np.argsort(-np.take_along_axis(scaled, order, 1), axis=1), 1)
+    p = np.exp(np.take_along_axis(scaled, order, 1) - top)
+    cum = np.cumsum(p, axis=1)
+    keep = (cum - p) < top_p * total
+    wide = keep[:, -1] & (k < n)  # the nucleus may reach past the k-th bin: sort those rows whole
+    if wide.any():
+        w = np.flatnonzero(wide)
+        full = np.argsort(-scaled[w], axis=1)
+        pf = np.exp(np.take_along_axis(scaled[w], full, 1) - top[w])
+        cf = np.cumsum(pf, axis=1)
+        kf = (cf - pf) < top_p * total[w]
+        cdf = np.cumsum(np.where(kf, pf, 0.0), axis=1)
+        pick = np.minimum((cdf < (u[w] * cdf[:, -1])[:, None]).sum(1), n - 1)
+    cdf = np.cumsum(np.where(keep, p, 0.0), axis=1)
+    idx = np.minimum((cdf < (u * cdf[:, -1])[:, None]).sum(1), k - 1)
+    out = order[rows, idx]
+    if wide.any():
+        out[w] = full[np.arange(w.size), pick]
+    return out
+
+
 def sample_gru_categorical(input_gates: np.ndarray, prev_gates: np.ndarray, w_hh: np.ndarray, b_hh: np.ndarray,
                            out_w: np.ndarray, out_bias: np.ndarray, uniforms: np.ndarray, start_bin: int,
                            temperature: float, top_p: float) -> np.ndarray:
@@ -54,16 +89,6 @@ def sample_gru_categorical(input_gates: np.ndarray, prev_gates: np.ndarray, w_hh
         if inv_t == 0.0:
             prev = logits.argmax(1)
         else:
-            order = np.argsort(-logits, axis=1)
-            z_sorted = np.take_along_axis(logits, order, 1) * inv_t
-            p = np.exp(z_sorted - z_sorted[:, :1])
-            cum = np.cumsum(p, axis=1)
-            total = cum[:, -1:]
-            # keep the smallest prefix whose mass reaches top_p (the first bin always stays)
-            keep = (cum - p) < top_p * total
-            cdf = np.cumsum(np.where(keep, p, 0.0), axis=1)
-            u = uniforms[:, t] * cdf[:, -1]
-            k = np.minimum((cdf < u[:, None]).sum(1), cdf.shape[1] - 1)
-            prev = order[rows, k]
+            prev = _nucleus_draw(logits, inv_t, top_p, uniforms[:, t], rows)
         out[:, t] = prev
     return out
