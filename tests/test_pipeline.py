@@ -337,10 +337,10 @@ def test_missing_optional_models_fail_when_needed(tmp_path):
 
 
 # ------------------------------------------------------------------ controls (need trained weights)
-def _note_f0_modulation_cents(audio, notes):
+def _note_f0_modulation_cents(audio, notes, sr=SR):
     """Per note: std (cents) of f0 around a straight-line fit over the note's central 60% (independent of
-    the package's control extractor)."""
-    f0, conf = estimate_f0(audio, SR, fmin=100.0)
+    the package's control extractor); ``audio`` at ``sr`` Hz."""
+    f0, conf = estimate_f0(audio, sr, fmin=100.0)
     out = []
     for p, s, e in notes:
         a, b = int((s + 0.2 * (e - s)) * FR), int((e - 0.2 * (e - s)) * FR)
@@ -363,8 +363,9 @@ def _render_with(m, control, value_middle):
 
 @pytest.mark.slow
 def test_raising_one_notes_vibrato_raises_its_f0_modulation_only(trained_model):
-    low = _note_f0_modulation_cents(_render_with(trained_model, "vibrato", 0.1), SWEEP_NOTES)
-    high = _note_f0_modulation_cents(_render_with(trained_model, "vibrato", 0.9), SWEEP_NOTES)
+    sr = trained_model.sample_rate  # the shipped model's rate (48 kHz)
+    low = _note_f0_modulation_cents(_render_with(trained_model, "vibrato", 0.1), SWEEP_NOTES, sr)
+    high = _note_f0_modulation_cents(_render_with(trained_model, "vibrato", 0.9), SWEEP_NOTES, sr)
     assert high[1] > 2 * low[1] and high[1] - low[1] > 5.0  # cents
     others = np.abs(high[[0, 2]] - low[[0, 2]])
     assert np.all(others < 0.3 * (high[1] - low[1]))
@@ -373,7 +374,7 @@ def test_raising_one_notes_vibrato_raises_its_f0_modulation_only(trained_model):
 @pytest.mark.slow
 def test_raising_one_notes_volume_raises_its_loudness_only(trained_model):
     def loudness(audio):
-        ld = a_weighted_loudness(torch.from_numpy(audio)[None], SR)[0, :, 0].numpy()
+        ld = a_weighted_loudness(torch.from_numpy(audio)[None], trained_model.sample_rate)[0, :, 0].numpy()
         return np.array([ld[int((s + 0.2) * FR):int((e - 0.2) * FR)].mean() for _, s, e in SWEEP_NOTES])
 
     low = loudness(_render_with(trained_model, "volume", 0.1))
