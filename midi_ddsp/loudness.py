@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -34,6 +35,7 @@ LIMITER_WINDOW_S = 0.02  # its gain changes over this long (no clicks, little di
 BLOCK_S = 0.001  # resolution of the profile and of the limiter's gain curve
 GATE_S, GATE_STEP_S = 0.4, 0.1  # BS.1770 gating blocks (400 ms, 75 % overlap)
 CHUNK = 1 << 18  # samples per step of a pass
+RUN_GAP = 32  # blocks between two blocks needing exact true peaks that are computed as well
 _MARGIN = 16  # samples each side of a chunk that the 4x interpolation filter reaches (it uses 10)
 
 
@@ -57,8 +59,10 @@ class Gain:
         """The gain of samples ``[a, b)``: ``[b - a]`` float32, or a number without a curve."""
         if self.curve is None:
             return self.value
-        centres = (np.arange(self.curve.size) + 0.5) * self.block
-        g = np.interp(np.arange(a, b) + 0.5, centres, self.curve) * self.value
+        i0 = max(0, a // self.block - 1)  # the curve around [a, b) only: runs can be short and many
+        i1 = min(self.curve.size, b // self.block + 2)
+        centres = (np.arange(i0, i1) + 0.5) * self.block
+        g = np.interp(np.arange(a, b) + 0.5, centres, self.curve[i0:i1]) * self.value
         return g.astype(np.float32)
 
     def block_max(self) -> np.ndarray | float:
@@ -88,6 +92,7 @@ class Gain:
         return self.value * (float(self.curve.max()) if self.curve is not None else 1.0)
 
 
+@lru_cache(maxsize=1)
 def _interpolator() -> np.ndarray:
     """The 4x true-peak interpolator: an 81-tap Kaiser-windowed low-pass at the old Nyquist (scipy's
     resample_poly design), delay 10 input samples."""
@@ -168,7 +173,8 @@ class Profile:
             out[known] = self._exact[known]
             todo = todo[np.isnan(self._exact[todo])]
         if todo.size:
-            breaks = np.flatnonzero(np.diff(todo) > 1)  # runs of consecutive blocks, in pieces of <= CHUNK
+            # runs of blocks (gaps of up to RUN_GAP blocks bridged: fewer, longer calls), in pieces of <= CHUNK
+            breaks = np.flatnonzero(np.diff(todo) > RUN_GAP)
             per = max(1, CHUNK // self.block)
             for s, e in zip(todo[np.r_[0, breaks + 1]], todo[np.r_[breaks, todo.size - 1]] + 1):
                 for b0 in range(int(s), int(e), per):

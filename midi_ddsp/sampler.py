@@ -41,8 +41,7 @@ SOUNDFONT_CANDIDATES = (
     "/usr/share/sounds/sf2/FluidR3_GM.sf2",
     "/usr/share/soundfonts/default.sf2",
     "/usr/share/soundfonts/FluidR3_GM.sf2",
-    "/usr/share/sounds/sf2/TimGM6mb.sf2",
-)
+)  # the two soundfonts reserved for evaluation are never picked on their own (pass one's path to use it)
 SAMPLER_LATENCY_S = 0.006  # MIDI time -> the sampler's audible onset (measured, see the module docstring)
 DEFAULT_GAIN = 0.5  # FluidSynth master gain (-g); the neural voices peak around the same level
 TAIL_S = 2.0  # the sampler's release after the last note
