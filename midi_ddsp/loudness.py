@@ -292,10 +292,11 @@ def level_gain(mix: np.ndarray, sample_rate: int, target_lufs: float = TARGET_LU
     gain, limited = Gain(g), False
     if g * tp > ceiling:
         for _ in range(4):  # limiting takes some loudness off: make it up and limit again
-            curve = limiter_curve(prof.peaks(ceiling / g) * g, ceiling)
+            curve = limiter_curve(prof.peaks(ceiling / g) * g, ceiling, prof.block / prof.sample_rate)
             if float(curve.min()) < 10.0 ** (-MAX_LIMIT_DB / 20.0):  # too deep: limit the depth, miss the target
                 g = min(g, ceiling / tp * 10.0 ** (MAX_LIMIT_DB / 20.0))
-                gain, limited = Gain(g, limiter_curve(prof.peaks(ceiling / g) * g, ceiling), prof.block), True
+                curve = limiter_curve(prof.peaks(ceiling / g) * g, ceiling, prof.block / prof.sample_rate)
+                gain, limited = Gain(g, curve, prof.block), True
                 break
             gain = Gain(g, curve, prof.block)
             short = target_lufs - prof.lufs(gain)
