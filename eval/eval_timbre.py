@@ -428,6 +428,7 @@ def evaluate(args) -> dict:
         split, sel = chosen[name]
         inst = by_name(name)
         prof_o, prof_r, prof_a, prof_b = [], [], [], []
+        cat_a, cat_b = [], []
         cat_o, cat_r, pred_o, pred_r = [], [], [], []
         n_long = 0
         for p in sel:
@@ -467,11 +468,13 @@ def evaluate(args) -> dict:
                 fa, ca = track_f0(ra, sr, notes)
                 pa = note_profiles(ra, sr, fa, ca, notes)
                 prof_a += [(pr[i], pa[i]) for i in range(len(notes)) if pr[i] is not None and pa[i] is not None]
+                cat_a.append(ra)
                 if want_analysis:
                     rb = resynth_analysis(model, ref, sr, f0_r, name)
                     fb, cb = track_f0(rb, sr, notes)
                     pb = note_profiles(rb, sr, fb, cb, notes)
                     prof_b += [(pr[i], pb[i]) for i in range(len(notes)) if pr[i] is not None and pb[i] is not None]
+                    cat_b.append(rb)
                 timings["diagnose"] += time.perf_counter() - t
         r = {"split": split, "pieces": [p["id"] for p in sel], "notes_ge_0p3s": n_long, "notes_used": len(prof_o)}
         if not sel:
@@ -499,7 +502,10 @@ def evaluate(args) -> dict:
             "heard_as_fluidsynth": {k: v / max(pred_r.size, 1) for k, v in heard_r.most_common()},
         })
         if args.diagnose:
-            for key, pairs in (("diagnose_measured_resynth", prof_a), ("diagnose_analysis_resynth", prof_b)):
+            for key, pairs, cat in (("diagnose_measured_resynth", prof_a, cat_a),
+                                    ("diagnose_analysis_resynth", prof_b, cat_b)):
+                if cat:
+                    r[key + "_ltas_diff_db"] = tm.octave_band_levels(np.concatenate(cat), sr) - lr
                 if pairs:
                     ma = tm.median_profile([b for _, b in pairs], N_HARMONICS)
                     mra = tm.median_profile([a for a, _ in pairs], N_HARMONICS)

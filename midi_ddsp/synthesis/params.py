@@ -1,6 +1,7 @@
 """Frame-level DDSP synthesis parameters, the typed hand-off between models and the synthesizer."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields, replace
 
 import torch
@@ -99,4 +100,64 @@ def harmonic_db_l1(got: SynthParams, want: SynthParams, floor_db: float = -60.0,
     w_rel = (w_db - top).clamp_min(floor_db)
     sounding = (amplitude_to_db(w.amplitude) > min_amplitude_db).to(g_rel.dtype)       # [B, F, 1]
     err = (g_rel - w_rel).abs().mean(-1, keepdim=True) / abs(floor_db)
+    return (err * sounding).sum() / sounding.sum().clamp_min(1.0)
+
+
+def band_powers(params: SynthParams, sample_rate: float, lowest_hz: float = 44.0, bands_per_octave: int = 2,
+                excitation_power: float = 1.0 / 3.0) -> Tensor:
+    """Expected power of the synthesizer's output in log-spaced bands, per frame: [B, frames, n_bands].
+
+    Harmonic ``k`` (``f0 * k`` Hz, amplitude ``a * d_k``) adds ``(a d_k)^2 / 2``; noise band ``j`` (centre
+    ``j / (K - 1)`` of Nyquist, magnitude ``m_j``) adds ``excitation_power * m_j^2 / (K - 1)``, the power of
+    white noise of that variance through the band's share of the filter. Bands are ``1 / bands_per_octave``
+    octave wide from ``lowest_hz`` (everything below falls in the first) to Nyquist.
+    """
+    n_bands = int(math.ceil(math.log2(sample_rate / 2 / lowest_hz) * bands_per_octave))
+
+    def index(freq: Tensor) -> Tensor:
+        octaves = torch.log2(freq.clamp_min(1e-3) / lowest_hz) * bands_per_octave
+        return octaves.floor().clamp(0, n_bands - 1).long()
+
+    h = params.harmonic_distribution.shape[-1]
+    k = torch.arange(1, h + 1, device=params.f0_hz.device, dtype=params.f0_hz.dtype)
+    harm = (params.amplitude * params.harmonic_distribution) ** 2 / 2
+    out = torch.zeros(*harm.shape[:2], n_bands, dtype=harm.dtype, device=harm.device)
+    out = out.scatter_add(-1, index(params.f0_hz * k), harm)
+    n_noise = params.noise_magnitudes.shape[-1]
+    noise = excitation_power * params.noise_magnitudes ** 2 / (n_noise - 1)
+    return out + noise @ _noise_to_bands(n_noise, n_bands, sample_rate, lowest_hz, bands_per_octave).to(noise)
+
+
+def _noise_to_bands(n_noise: int, n_bands: int, sample_rate: float, lowest_hz: float,
+                    bands_per_octave: int) -> Tensor:
+    """[n_noise, n_bands]: the share of each noise band's interval (its centre +- half the spacing, inside
+    0 .. Nyquist) that lies in each log band."""
+    nyquist = sample_rate / 2
+    step = nyquist / (n_noise - 1)
+    centres = torch.arange(n_noise, dtype=torch.float64) * step
+    lo, hi = (centres - step / 2).clamp(0, nyquist), (centres + step / 2).clamp(0, nyquist)
+    edges = lowest_hz * 2.0 ** (torch.arange(n_bands + 1, dtype=torch.float64) / bands_per_octave)
+    edges[0], edges[-1] = 0.0, nyquist
+    overlap = (torch.minimum(hi[:, None], edges[None, 1:]) - torch.maximum(lo[:, None], edges[None, :-1]))
+    return (overlap.clamp_min(0) / (hi - lo)[:, None]).float()
+
+
+def band_db_l1(got: SynthParams, want: SynthParams, sample_rate: float, floor_db: float = -100.0,
+               min_amplitude_db: float = -60.0) -> Tensor:
+    """Error of the spectral envelope in half-octave bands (harmonics and noise together, :func:`band_powers`):
+    mean over bands and sounding frames of ``|g_b - w_b| / |floor_db|``, each ``10 log10`` of the band's share
+    of its own frame's power, floored at ``floor_db``. Unlike the distribution L1 and the harmonic profile
+    (floored at -60 dB below the strongest partial) it sees a band tens of dB down that many weak partials or
+    a noise floor fill: the long-term spectrum a listener hears in the upper octaves and below the fundamental.
+    Frames whose target amplitude is below ``min_amplitude_db`` are skipped."""
+    n = min(got.n_frames, want.n_frames)
+    g, w = got.frames(0, n), want.frames(0, n)
+
+    def rel_db(p: SynthParams) -> Tensor:
+        power = band_powers(p, sample_rate)
+        share = power / power.sum(-1, keepdim=True).clamp_min(1e-20)
+        return (10.0 * torch.log10(share.clamp_min(1e-20))).clamp_min(floor_db)
+
+    sounding = (amplitude_to_db(w.amplitude) > min_amplitude_db).to(g.amplitude.dtype)
+    err = (rel_db(g) - rel_db(w)).abs().mean(-1, keepdim=True) / abs(floor_db)
     return (err * sounding).sum() / sounding.sum().clamp_min(1.0)

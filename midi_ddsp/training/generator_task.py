@@ -11,7 +11,7 @@ from ..note_level.notes import CONTROL_NAMES
 from ..synthesis.ddsp.functional import hz_to_midi
 from ..synthesis.ddsp.losses import MultiScaleSpectralLoss
 from ..synthesis.generator import GeneratorInputs, SynthesisGenerator
-from ..synthesis.params import SynthParams, harmonic_db_l1, params_l1
+from ..synthesis.params import SynthParams, band_db_l1, harmonic_db_l1, params_l1
 from ..synthesis.sizes import DEFAULT_SAMPLE_RATE
 from ..synthesis.synthesizer import Synthesizer
 from .rates import fill_rate_sizes, load_reverb_bank
@@ -32,7 +32,10 @@ class GeneratorTask(pl.LightningModule):
     Sizes default from ``sample_rate`` (:mod:`midi_ddsp.synthesis.sizes`): ``n_harmonics``,
     ``n_noise_bands``, ``reverb_length`` (taps) and the spectral loss's FFT sizes. ``harmonic_db_weight``
     adds :func:`~midi_ddsp.synthesis.params.harmonic_db_l1`, the harmonic profile's error in dB (weak
-    partials, such as a bassoon's fundamental, count as much as strong ones). ``spectral_weight`` 0 skips
+    partials, such as a bassoon's fundamental, count as much as strong ones) down to ``harmonic_db_floor`` dB;
+    ``band_db_weight`` adds :func:`~midi_ddsp.synthesis.params.band_db_l1`, the half-octave spectral
+    envelope of harmonics and noise together (the bands where many weak partials or a noise floor add up).
+    ``spectral_weight`` 0 skips
     the synthesizer entirely (parameter-only training, several times faster at 48 kHz).
 
     ``consistency_weight`` > 0 adds the counterfactual control-consistency loss
@@ -52,7 +55,8 @@ class GeneratorTask(pl.LightningModule):
                  spectral_weight: float = 1.0, param_weight: float = 1.0, prev_dropout: float = 0.3,
                  consistency_weight: float = 0.0, counterfactual_p: float = 0.5,
                  consistency_controls: tuple[str, ...] = DIFFERENTIABLE_CONTROLS,
-                 harmonic_db_weight: float = 0.0) -> None:
+                 harmonic_db_weight: float = 0.0, harmonic_db_floor: float = -60.0,
+                 band_db_weight: float = 0.0) -> None:
         super().__init__()
         self.save_hyperparameters()
         n_harmonics, n_noise_bands, reverb_length, fft_sizes = fill_rate_sizes(self.hparams)
@@ -94,9 +98,12 @@ class GeneratorTask(pl.LightningModule):
                                  batch["noise_magnitudes"], params.frame_rate)
             out["params_l1"] = params_l1(params, target)
             if hp.harmonic_db_weight > 0:
-                out["harmonic_db"] = harmonic_db_l1(params, target)
+                out["harmonic_db"] = harmonic_db_l1(params, target, floor_db=hp.harmonic_db_floor)
+            if hp.band_db_weight > 0:
+                out["band_db"] = band_db_l1(params, target, float(hp.sample_rate))
         total = (hp.f0_weight * out["f0_ce"] + hp.spectral_weight * out.get("spectral", 0.0)
-                 + hp.param_weight * out.get("params_l1", 0.0) + hp.harmonic_db_weight * out.get("harmonic_db", 0.0))
+                 + hp.param_weight * out.get("params_l1", 0.0) + hp.harmonic_db_weight * out.get("harmonic_db", 0.0)
+                 + hp.band_db_weight * out.get("band_db", 0.0))
         if hp.consistency_weight > 0 and "note_id" in batch:
             out["consistency"] = self.consistency_loss(inputs, batch["note_id"], batch["true_f0_hz"])
             total = total + hp.consistency_weight * out["consistency"]
@@ -137,7 +144,7 @@ class GeneratorTask(pl.LightningModule):
     def _step(self, batch: dict, stage: str) -> Tensor:
         losses = self.losses(batch)
         for k, v in losses.items():
-            self.log(f"{stage}/{k}", v, prog_bar=k in ("total", "spectral", "f0_ce", "harmonic_db"),
+            self.log(f"{stage}/{k}", v, prog_bar=k in ("total", "spectral", "f0_ce", "harmonic_db", "band_db"),
                      batch_size=batch["audio"].shape[0], sync_dist=stage != "train")
         return losses["total"]
 
