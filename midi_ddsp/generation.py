@@ -354,7 +354,8 @@ class GeneratorRun:
         for k, ((v, i, lo, hi), p) in enumerate(zip(segs, pooled)):
             g = torch.Generator().manual_seed(derive_seed(self.seed, v, int(self.segments[v][i]), 0xF0))
             uniforms[k, :p.shape[0]] = torch.rand(p.shape[0], generator=g, dtype=torch.float64)
-        bins = f0m.sample(batch, self.temperature, self.top_p, uniforms=uniforms)
+        bins = f0m.sample(batch, self.temperature, self.top_p, uniforms=uniforms,
+                          lengths=[p.shape[0] for p in pooled])
         semis = f0m.to_semitones(bins)
         out = {}
         for k, ((v, i, lo, hi), p) in enumerate(zip(segs, pooled)):

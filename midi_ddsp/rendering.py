@@ -17,6 +17,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 from torch import Tensor
 
 from .generation import derive_seed
@@ -156,7 +157,9 @@ class VoiceBank:
 
 class SynthWorker:
     """Runs submitted jobs in order on one background thread, at most one job ahead of the caller (so memory
-    stays bounded to two windows), with torch limited to one intra-op thread meanwhile; or, with
+    stays bounded to two windows), with torch and NumPy's BLAS limited to one thread each meanwhile (BLAS
+    threads that spin between the f0 sampler's small products took the synthesizer's core: the sampler ran
+    2x slower); or, with
     ``parallel=False``, runs each job at once on the calling thread. :meth:`submit` returns the result of the
     job before (or, run at once, of this one) wrapped in a list (empty when there is none); :meth:`drain`
     the last result. Errors surface in the caller."""
@@ -168,6 +171,7 @@ class SynthWorker:
 
     def __enter__(self) -> "SynthWorker":
         if self.parallel:
+            self.blas_limit = threadpool_limits(1, user_api="blas")  # first: restored last, below
             self.limit = torch_threads(1)
             self.limit.__enter__()
             self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="midi-ddsp-synth")
@@ -195,6 +199,7 @@ class SynthWorker:
             if self.pool is not None:
                 self.pool.shutdown(wait=True, cancel_futures=True)
                 self.limit.__exit__(None, None, None)
+                self.blas_limit.restore_original_limits()
 
 
 @contextmanager

@@ -54,3 +54,9 @@ def test_sampler_follows_the_gru_it_was_given(monkeypatch):
             logits = out(h).double().numpy()
         for t in range(steps):
             np.testing.assert_array_equal(drawn[:, t], reference_draw(logits[:, t], 1 / 0.8, 0.9, u[:, t]))
+        # rows of unequal length: the same draws on each row's own steps, the padding repeats its last bin
+        lengths = np.array([steps, 7, 19])
+        short = sample_gru_categorical(*args, u, bins // 2, 0.8, 0.9, lengths=lengths)
+        for row, n in enumerate(lengths):
+            np.testing.assert_array_equal(short[row, :n], drawn[row, :n])
+            assert (short[row, n:] == drawn[row, n - 1]).all()

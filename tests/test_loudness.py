@@ -62,3 +62,30 @@ def test_normalize_in_place_scales_stems_like_the_mix():
     assert y is mix and s is stems  # float32 input, copy=False: scaled where it lies
     np.testing.assert_allclose(s.sum(0), y, atol=1e-6)
     assert integrated_loudness(y, sr) == pytest.approx(-20.0, abs=0.05)
+
+
+@pytest.mark.parametrize("sr", [16000, 44100, 48000, 96000])
+def test_k_weighting_is_pyloudnorms_filter_cascade(sr):
+    """Our biquads equal pyloudnorm's, and the FFT-convolution K-weighting equals scipy's lfilter cascade
+    on a signal that crosses several of its FFT blocks."""
+    from scipy.signal import lfilter
+
+    ref = [(np.asarray(f.b), np.asarray(f.a), f.passband_gain) for f in pyloudnorm.Meter(sr)._filters.values()]
+    got = loudness.k_weighting_biquads(sr)
+    for (b, a, g), (gb, ga) in zip(ref, got):
+        assert g == 1.0
+        np.testing.assert_allclose(gb, b, rtol=1e-12)
+        np.testing.assert_allclose(ga, a, rtol=1e-12)
+    x = music_like(sr, 3.0).astype(np.float64)
+    want = x
+    for b, a, _ in ref:
+        want = lfilter(b, a, want)
+    weighting = loudness._KWeighting(sr)
+    out = np.concatenate([weighting(x[:12345]), weighting(x[12345:])])
+    assert np.abs(out - want).max() < 1e-9 * np.abs(want).max()
+
+
+def test_true_peak_interpolator_is_scipys_design():
+    from scipy.signal import firwin
+
+    np.testing.assert_allclose(loudness._interpolator(), firwin(81, 0.25, window=("kaiser", 5.0)) * 4, atol=1e-15)

@@ -51,7 +51,7 @@ def _nucleus_draw(logits: np.ndarray, inv_t: float, top_p: float, u: np.ndarray,
 
 def sample_gru_categorical(input_gates: np.ndarray, prev_gates: np.ndarray, w_hh: np.ndarray, b_hh: np.ndarray,
                            out_w: np.ndarray, out_bias: np.ndarray, uniforms: np.ndarray, start_bin: int,
-                           temperature: float, top_p: float) -> np.ndarray:
+                           temperature: float, top_p: float, lengths: np.ndarray | None = None) -> np.ndarray:
     """Sample a bin sequence from a GRU whose input is [conditioning, embedding(previous bin)].
 
     Args:
@@ -65,30 +65,44 @@ def sample_gru_categorical(input_gates: np.ndarray, prev_gates: np.ndarray, w_hh
         start_bin: bin fed as "previous" at the first step.
         temperature: softmax temperature; <= 0 takes the most likely bin.
         top_p: probability mass of the most likely bins kept before sampling (nucleus sampling).
+        lengths: steps each row needs ([batch] ints, default all): rows stop being computed after their
+            length (rows of unequal length in one batch cost only their own steps); the padding repeats
+            each row's last bin.
 
     Returns:
         int64 bins [batch, steps].
     """
     batch, steps, _ = input_gates.shape
     hidden = w_hh.shape[1]
+    lengths = np.full(batch, steps) if lengths is None else np.minimum(np.asarray(lengths, dtype=np.int64), steps)
+    order = np.argsort(-lengths, kind="stable")  # longest first: the rows still running are a prefix
+    active = np.searchsorted(-lengths[order], -np.arange(steps), side="left")  # rows with length > t
     w_hh_t = np.ascontiguousarray(w_hh.T)
     out_w_t = np.ascontiguousarray(out_w.T)
     h = np.zeros((batch, hidden), dtype=input_gates.dtype)
     prev = np.full(batch, start_bin, dtype=np.int64)
-    rows = np.arange(batch)
     out = np.empty((batch, steps), dtype=np.int64)
     inv_t = 1.0 / temperature if temperature > 0 else 0.0
     for t in range(steps):
-        gi = input_gates[:, t] + prev_gates[prev]
+        m = int(active[t])
+        if m < h.shape[0]:
+            out[m:h.shape[0], t:] = prev[m:, None]
+            h, prev = h[:m], prev[:m]
+        if m == 0:
+            break
+        live = order[:m]
+        gi = input_gates[live, t] + prev_gates[prev]
         gh = h @ w_hh_t + b_hh
         r = _sigmoid(gi[:, :hidden] + gh[:, :hidden])
         z = _sigmoid(gi[:, hidden:2 * hidden] + gh[:, hidden:2 * hidden])
         n = np.tanh(gi[:, 2 * hidden:] + r * gh[:, 2 * hidden:])
         h = n + z * (h - n)
-        logits = h @ out_w_t + out_bias[:, t]
+        logits = h @ out_w_t + out_bias[live, t]
         if inv_t == 0.0:
             prev = logits.argmax(1)
         else:
-            prev = _nucleus_draw(logits, inv_t, top_p, uniforms[:, t], rows)
-        out[:, t] = prev
-    return out
+            prev = _nucleus_draw(logits, inv_t, top_p, uniforms[live, t], np.arange(m))
+        out[:m, t] = prev
+    result = np.empty_like(out)
+    result[order] = out
+    return result

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -94,9 +95,11 @@ class F0Model(nn.Module):
 
     @torch.no_grad()
     def sample(self, cond_blocks: Tensor, temperature: float = 1.0, top_p: float = 0.95,
-               generator: torch.Generator | None = None, uniforms: Tensor | None = None) -> Tensor:
+               generator: torch.Generator | None = None, uniforms: Tensor | None = None,
+               lengths: list[int] | None = None) -> Tensor:
         """Sample bins [B, steps]; the same generator state gives the same result. ``uniforms`` (float64
-        ``[B, steps]`` in [0, 1), one draw per step) replaces the draws from ``generator``."""
+        ``[B, steps]`` in [0, 1), one draw per step) replaces the draws from ``generator``. ``lengths``: the
+        steps each row needs (default all); past its length a row repeats its last bin."""
         c = self.cond_width
         w_ih, b_ih = self.rnn.weight_ih_l0, self.rnn.bias_ih_l0
         input_gates = cond_blocks @ w_ih[:, :c].t() + b_ih
@@ -107,7 +110,8 @@ class F0Model(nn.Module):
         np_ = lambda t: t.detach().cpu().float().numpy()  # noqa: E731
         bins = sample_gru_categorical(np_(input_gates), np_(prev_gates), np_(self.rnn.weight_hh_l0),
                                       np_(self.rnn.bias_hh_l0), np_(self.out.weight[:, :-c]), np_(out_bias),
-                                      uniforms.numpy(), self.center_bin, float(temperature), float(top_p))
+                                      uniforms.numpy(), self.center_bin, float(temperature), float(top_p),
+                                      lengths=None if lengths is None else np.asarray(lengths))
         return torch.from_numpy(bins).to(cond_blocks.device)
 
 
