@@ -165,7 +165,8 @@ def main() -> None:
                              spectral_distance(again[s0:s1], ref[s0:s1]), cents(f0_spliced[v], f0_ref[v]),
                              cents(f0_other[v], f0_ref[v])))
         r = np.median(np.array(rows), axis=0)
-        outside = np.ones(len(ref), bool)
+        n = min(len(ref), len(spliced))  # an edit near the end may move where the audible tail is trimmed
+        outside = np.ones(n, bool)
         for v, i, regions in edited:
             for _, a, b in regions:
                 outside[int(a * sr):int((b + 3.0) * sr)] = False
@@ -173,7 +174,7 @@ def main() -> None:
               f"{r[0]:.3f}, another take (seed 1) vs full {r[1]:.3f}, same seed twice {r[2]:.3f}; edited note's f0 "
               f"spliced vs full {r[3]:.1f} cents, another take {r[4]:.1f} cents")
         print(f"outside the regions (+3 s reverb), spliced vs full: spectral distance "
-              f"{spectral_distance(spliced[outside], ref[outside]):.3f} (the full render re-draws every later f0)")
+              f"{spectral_distance(spliced[:n][outside], ref[:n][outside]):.3f} (the full render re-draws every later f0)")
 
 
 if __name__ == "__main__":

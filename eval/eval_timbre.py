@@ -2,7 +2,7 @@
 
     python eval/eval_timbre.py --checkpoint checkpoints --corpus corpus48 [--sample-rate 48000] \
         [--max-pieces-per-instrument 2] [--max-seconds 30] [--out docs/eval_timbre.json] [--plots docs] \
-        [--diagnose] [--dry] [--cache-dir DIR]
+        [--diagnose] [--dry] [--cache-dir DIR] [--controls prior|recording]
 
 On pieces of the corpus's test split (melodies no model was trained on; an instrument without a test piece
 takes valid pieces, and the output says so), each piece's MIDI file (trimmed to ``--max-seconds``) is
@@ -22,6 +22,12 @@ for FluidSynth, on the same notes:
    the FluidSynth renders in the same 1 s windows, their ratio (target >= 0.9) and what ours is heard as;
 4. high band: the 11.3-22.6 kHz octave (and, for clarinet, 5.7-11.3 kHz) relative to the total, ours vs
    FluidSynth.
+
+``--controls recording`` renders each piece with the expression measured from the FluidSynth audio itself
+(``extract_performance(..., measured=True)`` on the MIDI's notes) instead of the prior's: the humanising
+performer gives every corpus piece its own brightness and dynamics, which no prior can guess from the
+notes (the darkest flute piece's mean brightness is a third of the instrument's), so this isolates the
+synthesis level.
 
 ``--diagnose`` adds, for the same notes, the harmonic-profile difference to FluidSynth of (a) the audio
 resynthesised (harmonic + filtered noise, dry) from controls measured on the FluidSynth audio by
@@ -201,10 +207,18 @@ def render_reference(mid: str, sample_rate: int, soundfont: str = REFERENCE_SOUN
     return render_midi_file(mid, sample_rate=sample_rate, soundfont=soundfont).astype(np.float64)
 
 
-def render_ours(model, mid: str, instrument: str, sample_rate: int, reverb: bool) -> np.ndarray:
+def render_ours(model, mid: str, instrument: str, sample_rate: int, reverb: bool, ref: np.ndarray | None = None
+                ) -> np.ndarray:
+    """The model's render of ``mid``: expression from the model's prior, or, given the reference audio
+    ``ref``, the reference's own expression (each voice's six controls measured from it, ``measured=True``)."""
     from midi_ddsp.io.audio import resample
+    from midi_ddsp.io.midi import load_midi
 
-    res = model.render(mid, instrument=instrument, seed=0, reverb=reverb, progress=False, keep_params=False)
+    source = mid
+    if ref is not None:
+        seqs = load_midi(mid, instrument_override=instrument).sequences
+        source = [model.extract_performance(ref.astype(np.float32), sample_rate, s, measured=True) for s in seqs]
+    res = model.render(source, instrument=instrument, seed=0, reverb=reverb, progress=False, keep_params=False)
     x = np.asarray(res.mix, dtype=np.float64)
     return resample(x, int(res.sample_rate), sample_rate).astype(np.float64) if res.sample_rate != sample_rate else x
 
@@ -439,7 +453,8 @@ def evaluate(args) -> dict:
                 ref = render_reference(mid, sr)
                 timings["render_fluidsynth"] += time.perf_counter() - t
                 t = time.perf_counter()
-                ours = fit_length(render_ours(model, mid, name, sr, not args.dry), ref.size)
+                ours = fit_length(render_ours(model, mid, name, sr, not args.dry,
+                                              ref if args.controls == "recording" else None), ref.size)
                 timings["render_ours"] += time.perf_counter() - t
                 notes = note_list(mid, name)
             t = time.perf_counter()
@@ -517,7 +532,7 @@ def evaluate(args) -> dict:
     summary = summarise(results)
     out = {"checkpoint": str(args.checkpoint), "model_sample_rate": int(model.sample_rate),
            "eval_sample_rate": sr, "ours_resampled": int(model.sample_rate) != sr,
-           "reverb": not args.dry, "max_seconds_per_piece": args.max_seconds,
+           "reverb": not args.dry, "controls": args.controls, "max_seconds_per_piece": args.max_seconds,
            "max_pieces_per_instrument": args.max_pieces_per_instrument,
            "reference": f"FluidSynth, {Path(REFERENCE_SOUNDFONT).name}, dry (-R 0 -C 0), {sr} Hz",
            "f0_tracking": f"estimate_f0 on a {F0_RATE} Hz copy of each signal",
@@ -609,6 +624,9 @@ def main(argv=None) -> int:
                     help="where the classifier's soundfont renders are cached")
     ap.add_argument("--no-cache", action="store_true")
     ap.add_argument("--dry", action="store_true", help="render ours without the learned reverb")
+    ap.add_argument("--controls", choices=("prior", "recording"), default="prior",
+                    help="expression of our renders: the model's prior (default, as users render MIDI) or the "
+                         "reference's own, measured from it (isolates the synthesis level from the prior's guess)")
     ap.add_argument("--diagnose", action="store_true", help="also profile the resynthesised training targets")
     ap.add_argument("--out", default="docs/eval_timbre.json")
     ap.add_argument("--plots", default=None, help="folder for the spectrogram and profile pictures")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -111,7 +110,7 @@ class F0Model(nn.Module):
         bins = sample_gru_categorical(np_(input_gates), np_(prev_gates), np_(self.rnn.weight_hh_l0),
                                       np_(self.rnn.bias_hh_l0), np_(self.out.weight[:, :-c]), np_(out_bias),
                                       uniforms.numpy(), self.center_bin, float(temperature), float(top_p),
-                                      lengths=None if lengths is None else np.asarray(lengths))
+                                      lengths=lengths)
         return torch.from_numpy(bins).to(cond_blocks.device)
 
 
