@@ -43,7 +43,7 @@ class Aligner:
         out = self.buffers[0][..., :n]
         for b in self.buffers[1:]:
             out = out + b[..., :n]
-        self.buffers = [b[..., n:] for b in self.buffers]
+        self.buffers = [b[..., n:].clone() for b in self.buffers]  # clones: a slice would pin the whole block
         return out
 
 
@@ -94,7 +94,7 @@ class HarmonicStream:
         if self.last is not None:
             f0_hz = torch.cat([self.last[0], f0_hz], 1)
             harmonic_amplitudes = torch.cat([self.last[1], harmonic_amplitudes], 1)
-        self.last = (f0_hz[:, -1:], harmonic_amplitudes[:, -1:])
+        self.last = (f0_hz[:, -1:].clone(), harmonic_amplitudes[:, -1:].clone())
         return self._run(f0_hz, harmonic_amplitudes, f0_hz.shape[1] - 1)
 
     def flush(self) -> Tensor:
@@ -136,7 +136,7 @@ class FIRStream:
         self.acc = y
 
     def _emit(self, n: int) -> Tensor:
-        out, self.acc = self.acc[:, :n], self.acc[:, n:]
+        out, self.acc = self.acc[:, :n], self.acc[:, n:].clone()
         if self.skip:
             dropped = min(self.skip, out.shape[-1])
             out, self.skip = out[:, dropped:], self.skip - dropped
@@ -150,7 +150,7 @@ class FIRStream:
         batch = max(audio.shape[0], irs.shape[0])
         prev = self.prev if self.prev is not None else audio.new_zeros(batch, hop)
         x = torch.cat([prev.expand(batch, -1), audio.expand(batch, -1)], -1)
-        self.prev, self.last_ir = x[:, -hop:], irs[:, -1:]
+        self.prev, self.last_ir = x[:, -hop:].clone(), irs[:, -1:].clone()
         self._add(x, irs)
         self.frames += n
         return self._emit(n * hop)
@@ -196,7 +196,7 @@ class ConvolutionStream:
             y[:, :m] += self.tail[:, :m]
             if self.tail.shape[-1] > y.shape[-1]:  # a block shorter than the IR: the old tail reaches further
                 y = torch.cat([y, self.tail[:, y.shape[-1]:]], -1)
-        self.tail = y[:, n:]
+        self.tail = y[:, n:].clone()  # carried state is copied: a slice would keep the whole block alive
         return y[:, :n]
 
     def flush(self) -> Tensor:
