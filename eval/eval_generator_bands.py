@@ -8,7 +8,7 @@ controls (as in training) and its parameters are compared with the targets (``mi
 
 - per instrument, the mean band-envelope error (``band_db_l1`` x 100: dB per half-octave band), the
   harmonic-profile error (``harmonic_db_l1`` x 60: dB) and the parameter L1;
-- per instrument, the octave-band power (``band_powers`` regrouped into octaves 177 Hz-22.6 kHz, dB re. the
+- per instrument, the octave-band power (``band_powers`` in octaves 177 Hz-22.6 kHz, dB re. the
   target's total over the clips) of the harmonic and the noise part, generated and target: a partial or a noise
   floor too loud or too quiet shows as the difference of two rows.
 """
@@ -20,27 +20,20 @@ from collections import defaultdict
 import numpy as np
 import torch
 
-OCTAVE_EDGES_HZ = (177, 354, 707, 1414, 2828, 5657, 11314, 22627)
+#: Octave bands 177 Hz - 22.6 kHz (centres 250 Hz .. 16 kHz, as eval_timbre's LTAS).
+OCTAVE_CENTRES_HZ = (250, 500, 1000, 2000, 4000, 8000, 16000)
 
 
 def octave_powers(params, sample_rate: float) -> tuple[np.ndarray, np.ndarray]:
-    """Summed over frames: ([B, 7] harmonic, [B, 7] noise) power in the octaves of OCTAVE_EDGES_HZ."""
+    """Summed over frames: ([B, 7] harmonic, [B, 7] noise) power in the octaves of OCTAVE_CENTRES_HZ."""
+    from dataclasses import replace
+
     from midi_ddsp.synthesis.params import band_powers
 
-    edges = np.asarray(OCTAVE_EDGES_HZ, float)
-    harm = params.map(lambda t: t)
-    harm.noise_magnitudes = torch.zeros_like(params.noise_magnitudes)
-    noise = params.map(lambda t: t)
-    noise.amplitude = torch.zeros_like(params.amplitude)
-    lowest, per_octave = 44.0, 2  # band_powers' defaults: band b spans lowest * 2^(b/2) .. 2^((b+1)/2)
-    out = []
-    for p in (harm, noise):
-        bands = band_powers(p, sample_rate, lowest, per_octave).sum(1).numpy()  # [B, n_bands]
-        lo = lowest * 2.0 ** (np.arange(bands.shape[1]) / per_octave)
-        idx = np.searchsorted(edges, lo * 2 ** (0.5 / per_octave), side="right") - 1  # by the band's centre
-        keep = (idx >= 0) & (idx < edges.size - 1)
-        out.append(np.stack([bands[:, keep & (idx == o)].sum(1) for o in range(edges.size - 1)], 1))
-    return out[0], out[1]
+    # octave bands from 125 / sqrt 2 Hz: band 0 holds everything below 177 Hz, bands 1..7 are the ones wanted
+    parts = (replace(params, noise_magnitudes=torch.zeros_like(params.noise_magnitudes)),
+             replace(params, amplitude=torch.zeros_like(params.amplitude)))
+    return tuple(band_powers(p, sample_rate, 125 / np.sqrt(2), 1).sum(1)[:, 1:8].numpy() for p in parts)
 
 
 def main() -> None:
@@ -62,7 +55,7 @@ def main() -> None:
     sr = float(cache_sample_rate(args.cache_dir))
     dm = GeneratorDataModule(cache_dir=args.cache_dir, targets_dir=args.targets_dir, batch_size=1)
     dm.setup("fit")
-    errors, powers = defaultdict(list), defaultdict(lambda: np.zeros((4, len(OCTAVE_EDGES_HZ) - 1)))
+    errors, powers = defaultdict(list), defaultdict(lambda: np.zeros((4, len(OCTAVE_CENTRES_HZ))))
     with torch.inference_mode():
         for batch in dm.val_dataloader():
             inputs = GeneratorTask.inputs_from_batch(batch)
@@ -85,7 +78,7 @@ def main() -> None:
         print(f"{INSTRUMENTS[i].name:12s} {len(errors[i]):5d}  {e[0]:7.2f}  {e[1]:10.2f}  {e[2]:9.3f}")
     m = np.mean(means, 0)
     print(f"{'mean':12s} {'':5s}  {m[0]:7.2f}  {m[1]:10.2f}  {m[2]:9.3f}")
-    centres = [f"{np.sqrt(a * b) / 1000:.2g}k" for a, b in zip(OCTAVE_EDGES_HZ[:-1], OCTAVE_EDGES_HZ[1:])]
+    centres = [f"{c / 1000:g}k" for c in OCTAVE_CENTRES_HZ]
     print("\noctave-band power, dB re. the target's total: generated / target, harmonic (h) and noise (n)")
     print(f"{'':16s}" + "".join(f"{c:>8s}" for c in centres))
     for i in sorted(powers):

@@ -109,8 +109,8 @@ def band_powers(params: SynthParams, sample_rate: float, lowest_hz: float = 44.0
 
     Harmonic ``k`` (``f0 * k`` Hz, amplitude ``a * d_k``) adds ``(a d_k)^2 / 2``; noise band ``j`` (centre
     ``j / (K - 1)`` of Nyquist, magnitude ``m_j``) adds ``excitation_power * m_j^2 / (K - 1)``, the power of
-    white noise of that variance through the band's share of the filter. Bands are ``1 / bands_per_octave``
-    octave wide from ``lowest_hz`` (everything below falls in the first) to Nyquist.
+    white noise of that variance through the band's share of the filter, spread evenly over the band's
+    interval (centre +- half the spacing). Bands are ``1 / bands_per_octave`` octave wide from ``lowest_hz`` (everything below falls in the first) to Nyquist.
     """
     n_bands = int(math.ceil(math.log2(sample_rate / 2 / lowest_hz) * bands_per_octave))
 
