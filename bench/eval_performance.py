@@ -3,7 +3,8 @@
     nice python bench/eval_performance.py --data corpus/performance --prior checkpoints/performance.safetensors \\
         --regressor runs/performance_regressor/performance.safetensors --out runs/performance_eval
 
-Reports, over the note tokens of every piece in the split (whole pieces, not windows):
+Reports, over the notes of every piece in the split, each note read from its neighbourhood as rendering
+reads it (:mod:`midi_ddsp.performance.neighbourhood`):
 - NLL in nats per control, discretised on the prior's bins (so the three are comparable): the prior
   (exact, teacher-forced chain rule), (a) per-instrument histograms of the train split, (b) the regressor
   as a Gaussian around its teacher-forced prediction with the per-control residual std of the valid split;
@@ -28,50 +29,22 @@ import torch
 from scipy.stats import norm, wasserstein_distance
 
 from midi_ddsp.note_level.notes import CONTROL_NAMES, N_CONTROLS
-from midi_ddsp.performance.dataset import collate_pieces, featurize, instrument_statistics, load_split, pad_item
+from midi_ddsp.performance.dataset import instrument_statistics, load_notes_split, load_split
 from midi_ddsp.performance.model import InstrumentMeans, PerformanceModel
 from midi_ddsp.performance.plots import plot_curves, plot_histograms, plot_scatter
-from midi_ddsp.performance.sampling import load_model, predict_token_controls
+from midi_ddsp.performance.sampling import load_model, perform_notes, teacher_forced_notes
 
 
-def _chunks(items, size):
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
+def teacher_forced(model: PerformanceModel, pieces) -> np.ndarray:
+    """[notes, 6] over all pieces: log-probabilities of the true bins (bins head) or predicted values
+    (regression), every note read from its neighbourhood as rendering reads it."""
+    return np.concatenate(teacher_forced_notes(model, pieces))
 
 
-@torch.no_grad()
-def teacher_forced(model: PerformanceModel, pieces, batch_size: int = 16) -> list[np.ndarray]:
-    """Per piece [T, 6]: log-probabilities of the true bins (bins head) or predicted values (regression)."""
-    model.eval()
-    out = []
-    for chunk in _chunks(pieces, batch_size):
-        T = max(len(p) for p in chunk)
-        items = []
-        for p in chunk:
-            pitch, feats = featurize(p)
-            ctl = np.clip(p.controls, model.lo, model.hi) * (~p.is_rest)[:, None]
-            items.append(pad_item(pitch, feats, ctl, p.is_rest, p.instrument_id, T))
-        b = collate_pieces(items)
-        if model.head_type == "bins":
-            res = model.log_prob_bins(b)
-        else:
-            res = model(b["pitch"], b["features"], b["instrument"], b["controls"], b["mask"])
-        res = res.numpy()
-        out.extend(res[i, :len(p)] for i, p in enumerate(chunk))
-    return out
-
-
-def generate(model: PerformanceModel, pieces, temperature: float, seed: int | None,
-             batch_size: int = 32) -> list[np.ndarray]:
-    out = []
-    for j, chunk in enumerate(_chunks(pieces, batch_size)):
-        seeds = None if seed is None else [seed + j * batch_size + i for i in range(len(chunk))]
-        out.extend(predict_token_controls(model, chunk, temperature, seeds))
-    return out
-
-
-def _notes(pieces, arrays) -> np.ndarray:
-    return np.concatenate([a[~p.is_rest] for p, a in zip(pieces, arrays)])
+def generate(model: PerformanceModel, pieces, temperature: float, seed: int | None, first: int = 0) -> np.ndarray:
+    """[notes, 6] over all pieces; piece ``i`` keyed to ``seed + first + i``."""
+    keys = None if seed is None else [seed + first + i for i in range(len(pieces))]
+    return np.concatenate(perform_notes(model, pieces, temperature, keys))
 
 
 def _errors(pred: np.ndarray, true: np.ndarray) -> dict:
@@ -104,32 +77,32 @@ def evaluate(data_dir: str | Path, prior_path: str | Path, regressor_path: str |
         raise SystemExit(f"{prior_path}: the prior must have the bins head, got {prior.head_type!r}")
     rest = prior.rest_threshold_s
     lo, hi = prior.lo, prior.hi
-    train, test = load_split(data_dir, "train", rest), load_split(data_dir, split, rest)
-    test = [p for p in test if (~p.is_rest).any()]
+    train = load_split(data_dir, "train", rest)
+    test = [p for p in load_notes_split(data_dir, split) if len(p)]
     if not test:
         raise SystemExit(f"{data_dir}: split {split!r} has no notes")
     stats = instrument_statistics(train, prior.n_bins, (lo, hi), prior.config["n_instruments"])
     means = InstrumentMeans(stats["mean"], stats["hist"])
-    true = np.clip(_notes(test, [p.controls for p in test]), lo, hi)
+    true = np.clip(np.concatenate([p.controls for p in test]), lo, hi)
     true_bins = prior.to_bins(torch.from_numpy(true)).numpy()
-    inst = np.concatenate([np.full(int((~p.is_rest).sum()), p.instrument_id) for p in test])
+    inst = np.concatenate([np.full(len(p), p.instrument_id) for p in test])
     res: dict = {"split": split, "n_pieces": len(test), "n_notes": int(len(true)), "n_bins": prior.n_bins}
 
     # NLL (nats per control on the prior's bins).
-    nll = {"prior": -_notes(test, teacher_forced(prior, test))}
+    nll = {"prior": -teacher_forced(prior, test)}
     nll["instrument_means"] = -means.log_p[inst[:, None], np.arange(N_CONTROLS)[None], true_bins]
     # Deterministic predictions at temperature 0.
     start = time.perf_counter()
-    pred = {"prior": _notes(test, generate(prior, test, 0.0, None))}
+    pred = {"prior": generate(prior, test, 0.0, None)}
     res["prior_generation_notes_per_s"] = float(len(true) / (time.perf_counter() - start))
     pred["instrument_means"] = stats["mean"][inst]
     if regressor_path is not None:
         reg = load_model(regressor_path)
-        pred["regressor"] = _notes(test, generate(reg, test, 0.0, None))
-        valid = load_split(data_dir, "valid", reg.rest_threshold_s) or train
-        v_true = np.clip(_notes(valid, [p.controls for p in valid]), reg.lo, reg.hi)
-        sigma = np.sqrt(((_notes(valid, teacher_forced(reg, valid)) - v_true) ** 2).mean(0)).clip(1e-3)
-        mu = _notes(test, teacher_forced(reg, test))
+        pred["regressor"] = generate(reg, test, 0.0, None)
+        valid = load_notes_split(data_dir, "valid") or load_notes_split(data_dir, "train")
+        v_true = np.clip(np.concatenate([p.controls for p in valid]), reg.lo, reg.hi)
+        sigma = np.sqrt(((teacher_forced(reg, valid) - v_true) ** 2).mean(0)).clip(1e-3)
+        mu = teacher_forced(reg, test)
         nll["regressor"] = -_gaussian_bin_logp(mu, sigma[None], true_bins, prior)
         res["regressor_valid_residual_std"] = dict(zip(CONTROL_NAMES, map(float, sigma)))
     res["nll"] = {k: {"mean": float(v.mean()), "per_control": dict(zip(CONTROL_NAMES, map(float, v.mean(0))))}
@@ -138,9 +111,9 @@ def evaluate(data_dir: str | Path, prior_path: str | Path, regressor_path: str |
     res["t0_error"] = {k: _errors(v, true) for k, v in pred.items()}
 
     # Samples at temperature 1.
-    s1 = _notes(test, generate(prior, test, 1.0, seeds[0]))
-    s1b = _notes(test, generate(prior, test, 1.0, seeds[0]))
-    s2 = _notes(test, generate(prior, test, 1.0, seeds[1]))
+    s1 = generate(prior, test, 1.0, seeds[0])
+    s1b = generate(prior, test, 1.0, seeds[0])
+    s2 = generate(prior, test, 1.0, seeds[1])
     res["samples"] = {
         "same_seed_identical": bool(np.array_equal(s1, s1b)),
         "mean_abs_diff_between_seeds": float(np.abs(s1 - s2).mean()),
@@ -161,12 +134,12 @@ def evaluate(data_dir: str | Path, prior_path: str | Path, regressor_path: str |
                                                 | ({"regressor": pred["regressor"]} if "regressor" in pred else {}),
                                                 out_dir / "histograms.png", prior.n_bins, (lo, hi)))]
             p0 = test[0]
-            t0 = np.clip(p0.controls[~p0.is_rest], lo, hi)
-            curves = {"prior T=0": generate(prior, [p0], 0.0, None)[0][~p0.is_rest]}
+            t0 = np.clip(p0.controls, lo, hi)
+            curves = {"prior T=0": generate(prior, [p0], 0.0, None)}
             for s in (seeds[0], seeds[1]):
-                curves[f"prior T=1 seed {s}"] = generate(prior, [p0], 1.0, s)[0][~p0.is_rest]
+                curves[f"prior T=1 seed {s}"] = generate(prior, [p0], 1.0, s)
             if regressor_path is not None:
-                curves["regressor"] = generate(reg, [p0], 0.0, None)[0][~p0.is_rest]
+                curves["regressor"] = generate(reg, [p0], 0.0, None)
             res["plots"].append(str(plot_curves(t0, curves, out_dir / "curves.png", title=f"{split} piece 0")))
     return res
 

@@ -171,3 +171,48 @@ def test_any_integer_seed_is_hashed():
     assert derive_seed(99999999999999999999999) != derive_seed(99999999999999999999998)
     assert derive_seed(-5) != derive_seed(5) and 0 <= derive_seed(-(10 ** 40)) < 2 ** 63
     assert derive_seed(3, 1) == derive_seed(3, 1)
+
+
+def _chorale_start(m, end_s=14.0):
+    from pathlib import Path
+
+    voices = m.read(Path(__file__).parents[1] / "examples" / "bach_chorale.mid").voices
+    return [NoteSequence(tuple(n for n in v if n.offset_s <= end_s), v.instrument, v.name) for v in voices]
+
+
+@pytest.mark.parametrize("voice,note,edit", [(0, 8, "pitch"), (2, 12, "move"), (1, 6, "velocity")])
+def test_editing_a_midi_note_re_performs_and_re_renders_only_near_it(trained_model, voice, note, edit):
+    """From notes (as from an edited MIDI file): the expression prior re-performs only the notes whose
+    neighbourhood holds the edited note (those starting within 2 s of it), and the audio changes only from
+    3 s before the first of them to 4 s after the last (README "Limits and levels")."""
+    m = trained_model
+    voices = _chorale_start(m)
+    old = voices[voice].notes[note]
+    new = {"pitch": Note(old.pitch + 2, old.onset_s, old.offset_s, old.velocity),
+           "move": Note(old.pitch, old.onset_s + 0.08, old.offset_s, old.velocity),
+           "velocity": Note(old.pitch, old.onset_s, old.offset_s, 30)}[edit]
+    edited = list(voices)
+    edited[voice] = NoteSequence(tuple(new if i == note else n for i, n in enumerate(voices[voice].notes)),
+                                 voices[voice].instrument, voices[voice].name)
+    pa, pb = m.perform(voices, seed=0), m.perform(edited, seed=0)
+    for v in range(len(voices)):
+        if v != voice:
+            np.testing.assert_array_equal(pa[v].controls, pb[v].controls)
+    moved = np.abs(pa[voice].controls - pb[voice].controls).max(1) > 1e-6
+    moved[note] = True
+    onsets = voices[voice].onsets_s
+    nb = m.performance_model.neighbourhood
+    assert np.all(np.abs(onsets[moved] - old.onset_s) <= max(nb.lookback_s, nb.lookahead_s) + 0.1)
+    assert moved.sum() > 1  # neighbours were re-performed (so the audio check below can fail)
+    a = m.render(pa, seed=0, progress=False)
+    b = m.render(pb, seed=0, progress=False)
+    assert a.gain == 1.0 and b.gain == 1.0
+    sr = a.sample_rate
+    lo = min(onsets[moved].min(), new.onset_s) - BEFORE_S
+    hi = max(voices[voice].offsets_s[moved].max(), new.offset_s) + AFTER_S
+    n = min(a.mix.shape[0], b.mix.shape[0])
+    outside = np.ones(n, bool)
+    outside[max(int(lo * sr), 0):max(min(int(hi * sr), n), 0)] = False
+    diff = np.abs(a.mix[:n] - b.mix[:n])
+    assert outside.any() and diff[outside].max(initial=0.0) < TOL, f"{diff[outside].max():.2e}"
+    assert diff[int(old.onset_s * sr):int((old.offset_s + 0.3) * sr)].max() > 10 * TOL

@@ -9,9 +9,10 @@ import torch
 
 from midi_ddsp.instruments import by_id
 from midi_ddsp.performance.dataset import (
-    FEATURE_NAMES, N_FEATURES, REST_PITCH, PerformanceWindows, featurize,
+    FEATURE_NAMES, N_FEATURES, REST_PITCH, featurize, load_notes_split,
     instrument_statistics, load_piece, load_split, read_split, tokenize, write_synthetic_corpus)
 from midi_ddsp.performance.datamodule import PerformanceDataModule
+from midi_ddsp.performance.neighbourhood import Neighbourhood, NeighbourhoodWindows
 
 F = {name: i for i, name in enumerate(FEATURE_NAMES)}
 
@@ -90,28 +91,41 @@ def test_synthetic_corpus_follows_the_contract(tmp_path):
         assert np.all(np.diff(z["onset_s"]) > 0) and np.all(z["offset_s"][:-1] <= z["onset_s"][1:] + 1e-9)
 
 
-def test_windows_and_datamodule(tmp_path):
+def test_neighbourhood_windows_and_datamodule(tmp_path):
     d = write_synthetic_corpus(tmp_path / "c", n_pieces=6, notes_per_piece=40, seed=1)
-    dm = PerformanceDataModule(str(d), window=16, hop=4, batch_size=5)
+    dm = PerformanceDataModule(str(d), hop=2, batch_size=5)
     batch = next(iter(dm.train_dataloader()))
-    assert batch["pitch"].shape == (5, 16) and batch["features"].shape == (5, 16, N_FEATURES)
-    assert batch["controls"].shape == (5, 16, 6) and batch["instrument"].shape == (5,)
-    assert batch["mask"].all()
+    T = batch["pitch"].shape[1]
+    assert batch["features"].shape == (5, T, N_FEATURES) and batch["controls"].shape == (5, T, 6)
+    assert batch["instrument"].shape == (5,) and batch["mask"].any(1).all()
     assert torch.all(batch["controls"][batch["is_rest"]] == 0)
     assert torch.all((batch["pitch"] >= 0) & (batch["pitch"] <= REST_PITCH))
-    # Windows cover every token; a piece shorter than the window gives one padded window.
-    pieces = load_split(d, "train")
-    ds = PerformanceWindows(pieces, window=16, hop=16)
-    covered = {(i, s + k) for i, s in ds.index for k in range(16)}
-    assert all((i, t) in covered for i, p in enumerate(ds.pieces) for t in range(len(p)))
-    short = PerformanceWindows([pieces[0].slice(0, 5)], window=16)
-    item = short[0]
-    assert len(short) == 1 and item["mask"].sum() == 5 and item["pitch"].shape == (16,)
-    assert torch.all(item["pitch"][5:] == REST_PITCH) and torch.all(item["controls"][5:] == 0)
+    # Every note's window holds the notes starting within 2 s before / after it (at most 24 / 12 of them),
+    # tokenised on their own: the same tokens as tokenising that slice of the voice.
+    pieces = load_notes_split(d, "train")
+    nb = Neighbourhood(lookback_s=2.0, lookahead_s=2.0, max_before=24, max_after=12)
+    ds = NeighbourhoodWindows(pieces, nb, hop=1)
+    assert len(ds) == sum(len(p) for p in pieces)
+    p = pieces[0]
+    for j in (0, 7, len(p) - 1):
+        lo, hi = nb.bounds(p.onset_s)
+        inside = np.flatnonzero((p.onset_s >= p.onset_s[j] - 2.0) & (p.onset_s <= p.onset_s[j] + 2.0))
+        inside = inside[(inside >= j - 24) & (inside <= j + 12)]
+        assert (lo[j], hi[j]) == (inside[0], inside[-1] + 1)
+        tok = tokenize(p.pitch[lo[j]:hi[j]], p.onset_s[lo[j]:hi[j]], p.offset_s[lo[j]:hi[j]], p.velocity[lo[j]:hi[j]],
+                       p.instrument_id, p.controls[lo[j]:hi[j]])
+        item = ds[j]
+        pitch, feats = featurize(tok)
+        assert torch.equal(item["pitch"], torch.from_numpy(pitch))
+        torch.testing.assert_close(item["features"], torch.from_numpy(feats))
+        torch.testing.assert_close(item["controls"], torch.from_numpy(np.clip(tok.controls, 0, 1)))
+    # The note caps bind in a dense passage: 40 notes 10 ms apart.
+    lo, hi = nb.bounds(np.arange(40) * 0.01)
+    assert lo[30] == 6 and hi[10] == 23
     # Augmentation: pitches shift together by at most 3 semitones; controls are unchanged.
-    aug = PerformanceWindows(pieces[:1], window=16, hop=16, augment=True)
-    plain = PerformanceWindows(pieces[:1], window=16, hop=16)
-    a, b = aug[0], plain[0]
+    aug = NeighbourhoodWindows(pieces[:1], nb, augment=True, stretch=(1.0, 1.0))
+    plain = NeighbourhoodWindows(pieces[:1], nb)
+    a, b = aug[3], plain[3]
     notes = ~b["is_rest"]
     shift = (a["pitch"][notes] - b["pitch"][notes]).unique()
     assert len(shift) == 1 and abs(int(shift)) <= 3

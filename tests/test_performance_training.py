@@ -33,7 +33,7 @@ def corpus(tmp_path_factory):
 def _train(corpus: Path, run_dir: Path, head: str = "bins", steps: int = 100, *extra: str) -> dict:
     overrides = ["stage=performance", f"run_dir={run_dir}", "trainer.progress_bar=false",
                  f"stage.max_steps={steps}", f"stage.val_every_n_steps={steps}", f"checkpoint.every_n_steps={steps}",
-                 f"stage.data.data_dir={corpus}", "stage.data.window=32", "stage.data.hop=4",
+                 f"stage.data.data_dir={corpus}", "stage.data.hop=2",
                  "stage.data.batch_size=16", "stage.task.learning_rate=0.003", "stage.task.lr_decay_per_1k_steps=0.5",
                  "stage.task.cpu_threads=0", f"stage.task.model.head={head}",
                  *(f"stage.task.model.{k}={v}" for k, v in TINY.items()), *extra]
@@ -56,7 +56,7 @@ def prior_run(corpus, tmp_path_factory):
 def test_untrained_nll_is_near_uniform(corpus):
     torch.manual_seed(0)
     model = PerformanceModel(**TINY).eval()
-    batch = next(iter(PerformanceDataModule(str(corpus), window=32, batch_size=16).val_dataloader()))
+    batch = next(iter(PerformanceDataModule(str(corpus), batch_size=16).val_dataloader()))
     with torch.no_grad():
         nll = float(model.loss(batch)["nll"])
     assert abs(nll - np.log(32)) < 0.3

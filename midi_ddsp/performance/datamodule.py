@@ -1,45 +1,50 @@
-"""The expression model's Lightning DataModule: windows of a data-contract directory
-(:mod:`midi_ddsp.performance.dataset`) for train (augmented, shuffled), valid and test. Kept apart from the
-dataset functions so that rendering, which needs only :func:`~midi_ddsp.performance.dataset.featurize`, never
-imports Lightning."""
+"""The expression model's Lightning DataModule: note neighbourhoods of a data-contract directory
+(:mod:`midi_ddsp.performance.neighbourhood`) for train (augmented, shuffled), valid and test. Kept apart from
+the dataset functions so that rendering never imports Lightning."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader, Dataset
 
-from .dataset import PerformanceWindows, PieceTokens, collate_pieces, load_split
+from .dataset import PieceNotes, collate_pieces, load_notes_split
+from .neighbourhood import Neighbourhood, NeighbourhoodWindows
 
 
 class PerformanceDataModule(pl.LightningDataModule):
-    """Windows of the data-contract directory ``data_dir`` for train (augmented, shuffled), valid and test.
+    """Neighbourhoods of the data-contract directory ``data_dir``: train (every ``hop``-th note's, augmented,
+    shuffled), valid and test (every ``eval_hop``-th note's, not augmented).
 
-    Validation and test windows do not overlap (hop = window) and are not augmented.
+    Args:
+        neighbourhood: :class:`Neighbourhood` fields (the same must reach the task, which stores them).
     """
 
-    def __init__(self, data_dir: str, window: int = 64, hop: int = 8, batch_size: int = 64, num_workers: int = 0,
-                 rest_threshold_s: float = 0.1, transpose: int = 3, stretch: Sequence[float] = (0.9, 1.1),
-                 augment: bool = True, control_range: Sequence[float] = (0.0, 1.0)) -> None:
+    def __init__(self, data_dir: str, neighbourhood: dict[str, Any] | None = None, hop: int = 1,
+                 eval_hop: int = 4, batch_size: int = 64, num_workers: int = 0, rest_threshold_s: float = 0.1,
+                 transpose: int = 3, stretch: Sequence[float] = (0.9, 1.1), augment: bool = True,
+                 control_range: Sequence[float] = (0.0, 1.0)) -> None:
         super().__init__()
-        self.data_dir, self.window, self.hop = str(data_dir), int(window), int(hop)
+        self.data_dir, self.hop, self.eval_hop = str(data_dir), int(hop), int(eval_hop)
+        self.neighbourhood = Neighbourhood.from_dict(dict(neighbourhood or {}))
         self.batch_size, self.num_workers = int(batch_size), int(num_workers)
         self.rest_threshold_s, self.transpose, self.stretch = float(rest_threshold_s), int(transpose), tuple(stretch)
         self.augment, self.control_range = bool(augment), tuple(control_range)
-        self._pieces: dict[str, list[PieceTokens]] = {}
+        self._pieces: dict[str, list[PieceNotes]] = {}
 
-    def pieces(self, split: str) -> list[PieceTokens]:
+    def pieces(self, split: str) -> list[PieceNotes]:
         if split not in self._pieces:
-            self._pieces[split] = load_split(self.data_dir, split, self.rest_threshold_s)
+            self._pieces[split] = load_notes_split(self.data_dir, split)
         return self._pieces[split]
 
-    def _windows(self, split: str, train: bool) -> PerformanceWindows:
+    def _windows(self, split: str, train: bool) -> NeighbourhoodWindows:
         pieces = self.pieces(split)
         if not pieces:
             raise ValueError(f"{self.data_dir}: split {split!r} has no pieces")
-        return PerformanceWindows(pieces, self.window, self.hop if train else self.window,
-                                  augment=train and self.augment, transpose=self.transpose, stretch=self.stretch,
-                                  control_range=self.control_range)
+        return NeighbourhoodWindows(pieces, self.neighbourhood, self.hop if train else self.eval_hop,
+                                    augment=train and self.augment, transpose=self.transpose,
+                                    stretch=self.stretch, control_range=self.control_range,
+                                    rest_threshold_s=self.rest_threshold_s)
 
     def _loader(self, ds: Dataset, shuffle: bool) -> DataLoader:
         return DataLoader(ds, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,

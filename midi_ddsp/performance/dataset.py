@@ -1,4 +1,4 @@
-"""Note tokens for the performance prior and the windowed training Dataset (its LightningDataModule is in datamodule.py).
+"""Note tokens for the performance prior (its training windows are note neighbourhoods, :mod:`.neighbourhood`).
 
 A voice becomes a sequence of *tokens*: one per note, plus an explicit rest token for every gap between
 consecutive notes that is at least ``rest_threshold_s`` long. Shorter gaps (articulation) stay inside the
@@ -28,7 +28,6 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from midi_ddsp.instruments import INSTRUMENTS, by_id
 from midi_ddsp.note_level.notes import N_CONTROLS
@@ -238,16 +237,55 @@ def featurize(tokens: PieceTokens, transpose: int = 0, stretch: float = 1.0) -> 
     return pitch.astype(np.int64), np.concatenate([variant, tokens.invariant], axis=-1)
 
 
-def load_piece(path: str | Path, rest_threshold_s: float = 0.1) -> PieceTokens:
-    """Read one ``.npz`` of the data contract and tokenise it (rest controls are zero)."""
+@dataclass
+class PieceNotes:
+    """One voice's notes as arrays (sorted by onset): pitch [N] int64, onset_s / offset_s [N] seconds,
+    velocity [N] int64, controls [N, 6] float32 or None."""
+
+    pitch: np.ndarray
+    onset_s: np.ndarray
+    offset_s: np.ndarray
+    velocity: np.ndarray
+    instrument_id: int
+    controls: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.pitch)
+
+    def window_tokens(self, lo: int, hi: int, rest_threshold_s: float, stretch: float = 1.0) -> PieceTokens:
+        """Tokens of notes ``lo:hi`` alone (times multiplied by ``stretch``), as if they were the whole voice."""
+        c = None if self.controls is None else self.controls[lo:hi]
+        return tokenize(self.pitch[lo:hi], self.onset_s[lo:hi] * stretch, self.offset_s[lo:hi] * stretch,
+                        self.velocity[lo:hi], self.instrument_id, c, rest_threshold_s)
+
+
+def load_notes(path: str | Path) -> PieceNotes:
+    """One ``.npz`` of the performance data contract (:mod:`midi_ddsp.performance.dataset`) as notes."""
     with np.load(path) as z:
         missing = [k for k in ("pitch", "onset_s", "offset_s", "velocity", "instrument_id", "controls")
                    if k not in z.files]
         if missing:
             raise ValueError(f"{path}: missing arrays {missing}")
         order = np.argsort(z["onset_s"], kind="stable")
-        return tokenize(z["pitch"][order], z["onset_s"][order], z["offset_s"][order], z["velocity"][order],
-                        int(z["instrument_id"]), z["controls"][order], rest_threshold_s)
+        return PieceNotes(z["pitch"][order].astype(np.int64), z["onset_s"][order].astype(np.float64),
+                          z["offset_s"][order].astype(np.float64), z["velocity"][order].astype(np.int64),
+                          int(z["instrument_id"]), z["controls"][order].astype(np.float32))
+
+
+def load_notes_split(directory: str | Path, split: str) -> list[PieceNotes]:
+    """The pieces of one split of a data-contract directory, in stem order."""
+    directory = Path(directory)
+    stems = sorted(s for s, v in read_split(directory).items() if v == split)
+    missing = [s for s in stems if not (directory / f"{s}.npz").is_file()]
+    if missing:
+        raise FileNotFoundError(f"{directory}: split.json lists pieces without .npz files: {missing[:5]}")
+    return [load_notes(directory / f"{s}.npz") for s in stems]
+
+
+def load_piece(path: str | Path, rest_threshold_s: float = 0.1) -> PieceTokens:
+    """Read one ``.npz`` of the data contract and tokenise it (rest controls are zero)."""
+    p = load_notes(path)
+    return p.window_tokens(0, len(p), rest_threshold_s)
 
 
 def read_split(directory: str | Path) -> dict[str, str]:
@@ -264,61 +302,7 @@ def read_split(directory: str | Path) -> dict[str, str]:
 
 def load_split(directory: str | Path, split: str, rest_threshold_s: float = 0.1) -> list[PieceTokens]:
     """Tokenised pieces of one split, in stem order (stems without a file are reported)."""
-    directory = Path(directory)
-    stems = sorted(s for s, v in read_split(directory).items() if v == split)
-    missing = [s for s in stems if not (directory / f"{s}.npz").is_file()]
-    if missing:
-        raise FileNotFoundError(f"{directory}: split.json lists pieces without .npz files: {missing[:5]}")
-    return [load_piece(directory / f"{s}.npz", rest_threshold_s) for s in stems]
-
-
-class PerformanceWindows(Dataset):
-    """Fixed-length windows of tokens over pieces, with optional augmentation.
-
-    Each item is a dict: ``pitch`` [T] int64, ``features`` [T, N_FEATURES], ``controls`` [T, 6] (clamped
-    to ``control_range``; zeros on rests), ``is_rest`` [T] bool, ``mask`` [T] bool (False on padding),
-    ``instrument`` () int64. Pieces shorter than ``window`` give one padded window.
-
-    Args:
-        pieces: tokenised pieces (with controls).
-        window: tokens per window; hop: tokens between window starts.
-        augment: random transposition (uniform integer in +-``transpose``, kept inside 0..127) and
-            time-stretch (uniform in ``stretch``) per item.
-            Draws come from torch's global RNG, so ``seed_everything`` makes them reproducible.
-    """
-
-    def __init__(self, pieces: Sequence[PieceTokens], window: int = 64, hop: int = 8, augment: bool = False,
-                 transpose: int = 3, stretch: Sequence[float] = (0.9, 1.1),
-                 control_range: Sequence[float] = (0.0, 1.0)) -> None:
-        self.pieces = [p for p in pieces if len(p) > 0]
-        self.window, self.augment, self.transpose = int(window), bool(augment), int(transpose)
-        self.stretch = (float(stretch[0]), float(stretch[1]))
-        self.control_range = (float(control_range[0]), float(control_range[1]))
-        index = []
-        for i, p in enumerate(self.pieces):
-            last = max(len(p) - self.window, 0)
-            starts = list(range(0, last + 1, max(int(hop), 1)))
-            if starts[-1] != last:
-                starts.append(last)
-            index.extend((i, s) for s in starts)
-        self.index = np.array(index, dtype=np.int64).reshape(-1, 2)
-
-    def __len__(self) -> int:
-        return len(self.index)
-
-    def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
-        i, start = self.index[item]
-        tok = self.pieces[i].slice(int(start), int(start) + self.window)
-        transpose, stretch = 0, 1.0
-        if self.augment:  # torch's RNG: reproducible under seed_everything (workers included)
-            notes = tok.pitch[~tok.is_rest]
-            lo = max(-self.transpose, -int(notes.min())) if len(notes) else 0
-            hi = min(self.transpose, 127 - int(notes.max())) if len(notes) else 0
-            transpose = int(torch.randint(lo, hi + 1, ()))
-            stretch = self.stretch[0] + (self.stretch[1] - self.stretch[0]) * float(torch.rand(()))
-        pitch, feats = featurize(tok, transpose, stretch)
-        controls = np.clip(tok.controls, *self.control_range) * (~tok.is_rest)[:, None]
-        return pad_item(pitch, feats, controls, tok.is_rest, tok.instrument_id, self.window)
+    return [p.window_tokens(0, len(p), rest_threshold_s) for p in load_notes_split(directory, split)]
 
 
 def pad_item(pitch, feats, controls, is_rest, instrument_id: int, length: int) -> dict[str, torch.Tensor]:
@@ -468,7 +452,7 @@ def write_synthetic_corpus(directory: str | Path, n_pieces: int = 24, notes_per_
 
 __all__ = [
     "REST_PITCH", "N_PITCHES", "FEATURE_NAMES", "N_FEATURES", "PieceTokens", "tokenize", "featurize",
-    "load_piece", "read_split", "load_split", "PerformanceWindows", "pad_item", "collate_pieces",
+    "PieceNotes", "load_notes", "load_notes_split", "load_piece", "read_split", "load_split", "pad_item", "collate_pieces",
     "instrument_statistics", "synthetic_controls", "synthetic_voice",
     "write_synthetic_corpus",
 ]

@@ -207,7 +207,8 @@ class PerformanceModel(nn.Module):
     # -- generation ------------------------------------------------------------------------------------------
     @torch.no_grad()
     def generate(self, pitch: Tensor, features: Tensor, instrument: Tensor, is_rest: Tensor,
-                 mask: Tensor | None = None, temperature: float = 1.0, noise: Tensor | None = None) -> Tensor:
+                 mask: Tensor | None = None, temperature: float = 1.0, noise: Tensor | None = None,
+                 n_steps: int | None = None) -> Tensor:
         """Autoregressive controls [B, T, 6] (zeros on rests and padding).
 
         Args:
@@ -216,6 +217,8 @@ class PerformanceModel(nn.Module):
             noise: [B, T, 6] uniforms in [0, 1), one per control of every token, pre-drawn by the caller so
                 that every voice's sample depends only on its own seed. Required when temperature > 0 with
                 the bins head.
+            n_steps: decode only the first ``n_steps`` tokens (the rest stay zero; the encoder still reads
+                all ``T``).
         """
         if temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {temperature}")
@@ -248,7 +251,7 @@ class PerformanceModel(nn.Module):
                 quantiles = 0.5 + min(temperature, 1.0) * (noise.to(enc.dtype) - 0.5)   # [B, T, 6]
             else:
                 quantiles = enc.new_full((B, T, N_CONTROLS), 0.5)
-        for t in range(T):
+        for t in range(T if n_steps is None else min(int(n_steps), T)):
             x = torch.cat([enc[:, t], prev, unknown], dim=-1)
             for i, (w_ih, w_hh, b_ih, b_hh) in enumerate(cells):
                 x = hs[i] = torch.gru_cell(x, hs[i], w_ih, w_hh, b_ih, b_hh)

@@ -4,8 +4,10 @@
     perf = predict_performance(model, sequence, temperature=1.0, seed=0)
     perfs = predict_performances(model, [soprano, alto], temperature=0.0)
 
-Seeds: voice ``i`` of a call with ``seed=s`` uses seed ``s + i``, and its random numbers are drawn for that
-voice alone, so a voice's sample does not depend on what else is in the batch (up to float rounding)
+Every note is performed from its neighbourhood (:mod:`.neighbourhood`), so an edit of one note changes the
+controls only of notes within the neighbourhood's reach. Seeds: voice ``i`` of a call with ``seed=s`` uses
+seed ``s + i``, each note's random numbers keyed to that seed and its onset, so a voice's sample does not
+depend on what else is in the batch (up to float rounding)
 (``predict_performances(m, [a, b], seed=3)[1] == predict_performance(m, b, seed=4)``).
 """
 from __future__ import annotations
@@ -20,20 +22,24 @@ from midi_ddsp.checkpoint import load_into, load_weights, save_weights
 from midi_ddsp.instruments import by_name
 from midi_ddsp.note_level.notes import N_CONTROLS, NoteSequence, Performance
 
-from .dataset import PieceTokens, collate_pieces, featurize, pad_item, tokenize
+from .dataset import PieceNotes, PieceTokens, collate_pieces, featurize, pad_item, tokenize
 from .model import PerformanceModel
+from .neighbourhood import Neighbourhood, note_uniforms
 
 KIND = "performance"
 DEFAULT_REST_THRESHOLD_S = 0.1
+WINDOWS_PER_BATCH = 512  #: neighbourhoods decoded together by predict_performances
 
 
 def save_model(model: PerformanceModel, path: str | Path, rest_threshold_s: float = DEFAULT_REST_THRESHOLD_S,
-               half: bool = False, extra: dict | None = None) -> Path:
+               half: bool = False, extra: dict | None = None, neighbourhood: Neighbourhood | None = None) -> Path:
     """Write the model as safetensors + JSON config (``kind="performance"``).
 
-    ``rest_threshold_s`` (the tokenisation the model was trained with) is stored with it.
+    ``rest_threshold_s`` and ``neighbourhood`` (the tokenisation and the windows the model was trained
+    with) are stored with it.
     """
-    info = {"rest_threshold_s": float(rest_threshold_s)}
+    info = {"rest_threshold_s": float(rest_threshold_s),
+            "neighbourhood": (neighbourhood or _neighbourhood(model)).to_dict()}
     info.update(extra or {})
     return save_weights(path, model.state_dict(), kind=KIND, config=model.config, extra=info, half=half)
 
@@ -44,6 +50,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Performa
     model = PerformanceModel(**config)
     load_into(model, tensors, path)
     model.rest_threshold_s = float(extra.get("rest_threshold_s", DEFAULT_REST_THRESHOLD_S))
+    model.neighbourhood = Neighbourhood.from_dict(extra.get("neighbourhood"))
     return model.to(device).eval()
 
 
@@ -70,12 +77,31 @@ def _noise(n_tokens: int, seed: int | None) -> torch.Tensor:
     return torch.rand(n_tokens, N_CONTROLS, generator=g)
 
 
+def _generate(model: PerformanceModel, pieces: Sequence[PieceTokens], noises: Sequence[torch.Tensor],
+              temperature: float, n_steps: int | None = None) -> np.ndarray:
+    """Controls [B, T, 6] of tokenised windows decoded together (``noises``: [T_i, 6] uniforms each)."""
+    device = next(model.parameters()).device
+    T = max(max(len(p) for p in pieces), 1)
+    items = [pad_item(*featurize(p), None, p.is_rest, p.instrument_id, T) for p in pieces]
+    noise = torch.stack([torch.nn.functional.pad(n, (0, 0, 0, T - len(n)), value=0.5) for n in noises])
+    batch = {k: v.to(device) for k, v in collate_pieces(items).items()}
+    was_training = model.training
+    model.eval()
+    try:
+        out = model.generate(batch["pitch"], batch["features"], batch["instrument"], batch["is_rest"],
+                             batch["mask"], temperature=float(temperature), noise=noise.to(device), n_steps=n_steps)
+    finally:
+        model.train(was_training)
+    return out.float().cpu().numpy()
+
+
 @torch.no_grad()
 def predict_token_controls(model: PerformanceModel, pieces: Sequence[PieceTokens], temperature: float = 1.0,
                            seed: int | Sequence[int | None] | None = None) -> list[np.ndarray]:
-    """Controls for tokenised voices, batched: a list of [T_i, 6] float32 arrays (zeros on rest tokens).
+    """Controls for tokenised voices read whole, batched: a list of [T_i, 6] float32 arrays (zeros on rests).
 
     ``seed``: one seed per voice, or an int ``s`` (voice ``i`` uses ``s + i``), or None (fresh entropy).
+    Rendering uses :func:`predict_performances` instead (note neighbourhoods, local edits).
     """
     if not pieces:
         return []
@@ -85,47 +111,102 @@ def predict_token_controls(model: PerformanceModel, pieces: Sequence[PieceTokens
         seeds = list(seed)
         if len(seeds) != len(pieces):
             raise ValueError(f"got {len(seeds)} seeds for {len(pieces)} voices")
-    device = next(model.parameters()).device
-    lengths = [len(p) for p in pieces]
-    T = max(max(lengths), 1)
-    items, noises = [], []
-    for i, p in enumerate(pieces):
-        pitch, feats = featurize(p)
-        items.append(pad_item(pitch, feats, None, p.is_rest, p.instrument_id, T))
-        noises.append(torch.nn.functional.pad(_noise(len(p), seeds[i]), (0, 0, 0, T - len(p)), value=0.5))
-    batch = {k: v.to(device) for k, v in collate_pieces(items).items()}
-    was_training = model.training
+    out = _generate(model, pieces, [_noise(len(p), s) for p, s in zip(pieces, seeds)], temperature)
+    return [out[i, :len(p)] for i, p in enumerate(pieces)]
+
+
+def _neighbourhood(model: PerformanceModel) -> Neighbourhood:
+    return getattr(model, "neighbourhood", None) or Neighbourhood()
+
+
+def _voice_key(seed: int | None, voice: int) -> int:
+    if seed is None:  # fresh entropy (a 128-bit integer)
+        return int(np.random.SeedSequence().entropy)
+    return int(seed) + voice
+
+
+def _rows(model: PerformanceModel, voices: Sequence[PieceNotes], keys: Sequence[int] | None):
+    """Every note's neighbourhood: (voice, note, tokens, the note's token position, noise [T, 6] or None)."""
+    threshold, nb = _rest_threshold(model), _neighbourhood(model)
+    rows = []
+    for v, notes in enumerate(voices):
+        u = None if keys is None else torch.from_numpy(note_uniforms(keys[v], notes.onset_s))
+        lo, hi = nb.bounds(notes.onset_s)
+        for i in range(len(notes)):
+            tok = notes.window_tokens(int(lo[i]), int(hi[i]), threshold)
+            idx = tok.note_index
+            noise = None
+            if u is not None:
+                noise = torch.full((len(tok), N_CONTROLS), 0.5)
+                noise[idx >= 0] = u[lo[i] + idx[idx >= 0]]
+            rows.append((v, i, tok, int(np.flatnonzero(idx == i - lo[i])[0]), noise))
+    rows.sort(key=lambda r: len(r[2]))  # similar lengths together: less padding
+    return rows
+
+
+@torch.no_grad()
+def perform_notes(model: PerformanceModel, voices: Sequence[PieceNotes], temperature: float = 1.0,
+                  keys: Sequence[int] | None = None, chunk: int = WINDOWS_PER_BATCH) -> list[np.ndarray]:
+    """[N_i, 6] controls of every voice, each note decoded from its neighbourhood
+    (:mod:`midi_ddsp.performance.neighbourhood`), ``chunk`` neighbourhoods per batch (bounds the memory).
+
+    ``keys``: one integer per voice to which its notes' random draws are keyed (required when sampling).
+    """
+    if keys is None and temperature > 0 and model.head_type == "bins":
+        raise ValueError("keys are required when sampling (temperature > 0)")
+    out = [np.zeros((len(v), N_CONTROLS)) for v in voices]
+    rows = _rows(model, voices, keys)
+    for a in range(0, len(rows), chunk):
+        part = rows[a:a + chunk]
+        noises = [torch.full((len(r[2]), N_CONTROLS), 0.5) if r[4] is None else r[4] for r in part]
+        res = _generate(model, [r[2] for r in part], noises, temperature, n_steps=max(r[3] for r in part) + 1)
+        for k, (v, i, _, pos, _) in enumerate(part):
+            out[v][i] = res[k, pos]
+    return out
+
+
+@torch.no_grad()
+def teacher_forced_notes(model: PerformanceModel, voices: Sequence[PieceNotes],
+                         chunk: int = WINDOWS_PER_BATCH) -> list[np.ndarray]:
+    """[N_i, 6] per voice, each note read from its neighbourhood with the true controls (``voices`` carry
+    them): log-probabilities of the true bins (bins head) or the predicted values (regression head)."""
+    out = [np.zeros((len(v), N_CONTROLS)) for v in voices]
+    rows = _rows(model, voices, None)
     model.eval()
-    try:
-        out = model.generate(batch["pitch"], batch["features"], batch["instrument"], batch["is_rest"],
-                             batch["mask"], temperature=float(temperature), noise=torch.stack(noises).to(device))
-    finally:
-        model.train(was_training)
-    out = out.float().cpu().numpy()
-    return [out[i, :n] for i, n in enumerate(lengths)]
+    for a in range(0, len(rows), chunk):
+        part = rows[a:a + chunk]
+        T = max(len(r[2]) for r in part)
+        items = [pad_item(*featurize(r[2]), np.clip(r[2].controls, model.lo, model.hi) * (~r[2].is_rest)[:, None],
+                          r[2].is_rest, r[2].instrument_id, T) for r in part]
+        b = collate_pieces(items)
+        if model.head_type == "bins":
+            res = model.log_prob_bins(b)
+        else:
+            res = model(b["pitch"], b["features"], b["instrument"], b["controls"], b["mask"])
+        for k, (v, i, _, pos, _) in enumerate(part):
+            out[v][i] = res[k, pos].numpy()
+    return out
 
 
 def predict_performances(model: PerformanceModel, sequences: Sequence[NoteSequence], temperature: float = 1.0,
                          seed: int | None = None) -> list[Performance]:
-    """One :class:`Performance` per voice (all voices decoded together in one batch).
+    """One :class:`Performance` per voice, every note performed from its neighbourhood
+    (:mod:`midi_ddsp.performance.neighbourhood`): editing one note changes only the controls of the notes
+    within the neighbourhood's reach of it (2 s by default), with the same seed.
 
     Args:
         temperature: 0 gives the typical performance (every control at the median of its distribution
             given the notes and the controls before it; deterministic); 1 samples the model's distribution;
             in between scales the same take's deviations from the typical one (same seed); above 1 flattens
             the distributions. Ignored by a regression model (always deterministic).
-        seed: reproducible sampling; voice ``i`` uses ``seed + i``. ``None`` draws fresh randomness.
+        seed: reproducible sampling; voice ``i`` uses ``seed + i`` (its position among ``sequences``),
+            every note's draws keyed to that and its onset. ``None`` draws fresh randomness.
     """
-    threshold = _rest_threshold(model)
-    tokens = [sequence_tokens(s, threshold) for s in sequences]
-    nonempty = [i for i, t in enumerate(tokens) if len(t)]
-    # Seeds follow the voice's position among all given sequences (empty voices included).
-    seeds = [None if seed is None else int(seed) + i for i in nonempty]
-    controls = predict_token_controls(model, [tokens[i] for i in nonempty], temperature, seeds)
-    out = [np.zeros((0, N_CONTROLS))] * len(sequences)
-    for j, i in enumerate(nonempty):
-        out[i] = controls[j][tokens[i].note_index >= 0].astype(np.float64)
-    return [Performance(s, c) for s, c in zip(sequences, out)]
+    voices = [PieceNotes(s.pitches, s.onsets_s, s.offsets_s, s.velocities, by_name(s.instrument).id)
+              for s in sequences]
+    keys = [_voice_key(seed, v) for v in range(len(voices))]
+    controls = perform_notes(model, voices, temperature, keys)
+    return [Performance(s, c) for s, c in zip(sequences, controls)]
 
 
 def predict_performance(model: PerformanceModel, sequence: NoteSequence, temperature: float = 1.0,
@@ -134,5 +215,5 @@ def predict_performance(model: PerformanceModel, sequence: NoteSequence, tempera
     return predict_performances(model, [sequence], temperature, seed)[0]
 
 
-__all__ = ["KIND", "save_model", "load_model", "sequence_tokens", "predict_token_controls",
-           "predict_performances", "predict_performance"]
+__all__ = ["KIND", "save_model", "load_model", "sequence_tokens", "predict_token_controls", "perform_notes",
+           "teacher_forced_notes", "predict_performances", "predict_performance"]

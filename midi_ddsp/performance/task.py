@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from .model import PerformanceModel
+from .neighbourhood import Neighbourhood
 from .sampling import save_model
 
 
@@ -44,6 +45,8 @@ class PerformanceTask(pl.LightningModule):
         prev_dropout: probability of hiding the previous token's controls from the decoder in training
             (teacher forcing otherwise), which makes sampling robust to its own earlier choices.
         rest_threshold_s: tokenisation of the data (stored in the exported weights so inference matches).
+        neighbourhood: the note neighbourhoods the data module draws (:class:`Neighbourhood` fields; stored
+            in the exported weights so rendering reads the same).
         cpu_threads: torch threads when training on the CPU (0 leaves torch's default). One thread is the
             fastest for these small GRUs on a shared 2-core machine; this is set at fit start, not at import.
         export_best: :meth:`export` writes the weights of the validation run with the lowest ``valid/loss``
@@ -53,9 +56,10 @@ class PerformanceTask(pl.LightningModule):
 
     def __init__(self, model: dict[str, Any] | None = None, learning_rate: float = 1e-3,
                  lr_decay_per_1k_steps: float = 0.9, prev_dropout: float = 0.3, rest_threshold_s: float = 0.1,
-                 cpu_threads: int = 0, export_best: bool = True) -> None:
+                 neighbourhood: dict[str, Any] | None = None, cpu_threads: int = 0, export_best: bool = True) -> None:
         super().__init__()
         model = dict(_plain(model) or {})
+        neighbourhood = Neighbourhood.from_dict(_plain(neighbourhood)).to_dict()
         self.save_hyperparameters()
         self.model = PerformanceModel(**model)
         self.best_score: float | None = None
@@ -132,7 +136,8 @@ class PerformanceTask(pl.LightningModule):
             weights_step = int(self.best_step)
         extra = {"global_step": int(self.global_step), "weights_step": weights_step,
                  "best_valid_loss": self.best_score}
-        return save_model(model, path, self.hparams.rest_threshold_s, half=half, extra=extra)
+        return save_model(model, path, self.hparams.rest_threshold_s, half=half, extra=extra,
+                          neighbourhood=Neighbourhood.from_dict(self.hparams.neighbourhood))
 
 
 __all__ = ["PerformanceTask"]
