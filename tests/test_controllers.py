@@ -72,6 +72,18 @@ def test_bend_uses_rpn_range_with_cents_and_later_changes(tmp_path):
     np.testing.assert_allclose(ev.bend.at([0.7, 1.7]), [-12.0, -2.5])
 
 
+def test_data_increment_and_decrement_step_the_bend_range_by_a_cent(tmp_path):
+    """CC96 / CC97 on RPN 0 move the range one cent (the LSB), carried into the semitones (RP-018)."""
+    select = [cc(0, 101, 0), cc(0, 100, 0), cc(0, 6, 2), cc(0, 38, 99)]    # RPN 0 stays selected
+    events = note(69, 0, 3) + select + [cc(0.2, 96, 0), bend(0.5, -8192), cc(1.0, 97, 5), cc(1.0, 97, 5),
+                                        bend(1.5, -8192)]
+    ev = read_track_controllers(write(tmp_path / "a.mid", [(40, 0, events)]))[0]
+    assert ev.bend_ranges == (2.0, 2.99, 3.0, 2.98)
+    np.testing.assert_allclose(ev.bend.at([0.7, 1.7]), [-3.0, -2.98])
+    other = note(69, 0, 2) + [cc(0, 101, 0), cc(0, 100, 1), cc(0.1, 96, 0), bend(0.5, 8191)]   # fine tuning
+    assert read_track_controllers(write(tmp_path / "b.mid", [(40, 0, other)]))[0].bend_ranges == ()
+
+
 def test_rpn_sorted_by_controller_number_still_reads(tmp_path):
     """pretty_midi writes the CCs of one tick sorted by number (CC6 before CC100/101)."""
     pm = pretty_midi.PrettyMIDI()

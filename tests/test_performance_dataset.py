@@ -10,7 +10,8 @@ import torch
 from midi_ddsp.instruments import by_id
 from midi_ddsp.performance.dataset import (
     FEATURE_NAMES, N_FEATURES, REST_PITCH, featurize, load_notes_split,
-    instrument_statistics, load_piece, load_split, read_split, tokenize, write_synthetic_corpus)
+    instrument_statistics, load_piece, load_split, read_split, tokenize, tokenize_windows,
+    write_synthetic_corpus)
 from midi_ddsp.performance.datamodule import PerformanceDataModule
 from midi_ddsp.performance.neighbourhood import Neighbourhood, NeighbourhoodWindows
 
@@ -130,6 +131,25 @@ def test_neighbourhood_windows_and_datamodule(tmp_path):
     shift = (a["pitch"][notes] - b["pitch"][notes]).unique()
     assert len(shift) == 1 and abs(int(shift)) <= 3
     torch.testing.assert_close(a["controls"], b["controls"])
+
+
+def test_windows_tokenised_at_once_equal_each_slice_tokenised_alone(tmp_path):
+    d = write_synthetic_corpus(tmp_path / "c", n_pieces=3, notes_per_piece=60, seed=4)
+    rng = np.random.default_rng(0)
+    for p in load_notes_split(d, "train"):
+        n = len(p)
+        lo = np.concatenate([[0, 0, n - 1], rng.integers(0, n - 1, 30)])
+        hi = np.concatenate([[n, 1, n], np.minimum(lo[3:] + rng.integers(1, 20, 30), n)])
+        flat, starts = tokenize_windows(p.pitch, p.onset_s, p.offset_s, p.velocity, p.instrument_id, lo, hi,
+                                        p.controls, 0.1)
+        assert starts[0] == 0 and starts[-1] == len(flat)
+        for r in range(len(lo)):
+            one = tokenize(p.pitch[lo[r]:hi[r]], p.onset_s[lo[r]:hi[r]], p.offset_s[lo[r]:hi[r]],
+                           p.velocity[lo[r]:hi[r]], p.instrument_id, p.controls[lo[r]:hi[r]], 0.1)
+            part = flat.slice(starts[r], starts[r + 1])
+            for f in ("pitch", "duration_s", "velocity", "gap_before_s", "gap_after_s", "is_rest", "invariant",
+                      "note_index", "controls"):
+                np.testing.assert_allclose(getattr(part, f), getattr(one, f), atol=1e-12, err_msg=f)
 
 
 def test_instrument_statistics_and_errors(tmp_path):

@@ -5,7 +5,8 @@ lane on a notes-free track of a type-1 file reaches the notes of its channel on 
 
 - **Pitch bend**, in semitones: ``value / 8192 * range`` with ``value`` in -8192..8191 and ``range`` the
   pitch-bend sensitivity in effect at that moment: RPN 0 (CC101 = 0, CC100 = 0, then CC6 = semitones and
-  CC38 = cents), else the General-MIDI default of +-2 semitones. A range change re-scales bends sent after
+  CC38 = cents; CC96 / CC97, data increment / decrement, move it one cent up / down, carried into the
+  semitones, as MMA RP-018 asks), else the General-MIDI default of +-2 semitones. A range change re-scales bends sent after
   it (as a synthesizer does). RPN selection and data entry are read in file order; where a writer sorted
   the events of one tick by controller number (pretty_midi does: CC6 before CC100/CC101), the select
   events of that tick are applied first.
@@ -42,6 +43,8 @@ GM_DEFAULTS: dict[int, float] = {1: 0.0, 7: 100.0, 11: 127.0, 64: 0.0}
 DEFAULT_BEND_RANGE = 2.0  # semitones each way (General MIDI)
 SUSTAIN_THRESHOLD = 64  # CC64 >= 64: pedal down
 RPN_MSB, RPN_LSB, DATA_MSB, DATA_LSB = 101, 100, 6, 38
+DATA_INC, DATA_DEC = 96, 97  # data increment / decrement: one step of the LSB (a cent of the bend range)
+DATA_ENTRY = (DATA_MSB, DATA_LSB, DATA_INC, DATA_DEC)
 TIME_EPS_S = 1e-7  # far below a MIDI tick
 NAMED = ("bend", "cc1", "cc7", "cc11", "sustain")
 
@@ -285,11 +288,14 @@ def _decode_channel(events, tick_to_time, channel) -> ControllerEvents:
                 rpn[0] = b
             elif a == RPN_LSB:
                 rpn[1] = b
-            elif a in (DATA_MSB, DATA_LSB) and rpn == [0, 0]:
+            elif a in DATA_ENTRY and rpn == [0, 0]:
                 if a == DATA_MSB:
                     range_semis, range_cents = b, 0  # a new MSB resets the LSB (MIDI convention)
-                else:
+                elif a == DATA_LSB:
                     range_cents = b
+                else:  # one cent up or down, carried into the semitones (MMA RP-018); the value is ignored
+                    cents = range_semis * 100 + min(range_cents, 99) + (1 if a == DATA_INC else -1)
+                    range_semis, range_cents = divmod(min(max(cents, 0), 127 * 100 + 99), 100)
                 bend_range = range_semis + range_cents / 100.0
                 ranges.append(bend_range)
         i = j
@@ -309,7 +315,7 @@ def _causal_order(group, rpn):
         return group
     first_select = next((k for k, e in enumerate(group)
                          if e[3] == "cc" and e[4] in (RPN_MSB, RPN_LSB) and e[5] != 127), None)
-    first_data = next((k for k, e in enumerate(group) if e[3] == "cc" and e[4] in (DATA_MSB, DATA_LSB)), None)
+    first_data = next((k for k, e in enumerate(group) if e[3] == "cc" and e[4] in DATA_ENTRY), None)
     if first_select is None or first_data is None or first_data > first_select:
         return group
 
@@ -317,7 +323,7 @@ def _causal_order(group, rpn):
         k, e = item
         if e[3] == "cc" and e[4] in (RPN_MSB, RPN_LSB):
             return (0 if e[5] != 127 else 2, k)
-        if e[3] == "cc" and e[4] in (DATA_MSB, DATA_LSB):
+        if e[3] == "cc" and e[4] in DATA_ENTRY:
             return (1, k)
         return (1, k)
 

@@ -112,33 +112,56 @@ def tokenize(pitch, onset_s, offset_s, velocity, instrument_id: int, controls=No
         rest_threshold_s: gaps at least this long become rest tokens. Overlaps (a slightly early next
             onset) are treated as zero gap.
     """
-    pitch = np.asarray(pitch, dtype=np.int64)
-    onset = np.asarray(onset_s, dtype=np.float64)
-    offset = np.asarray(offset_s, dtype=np.float64)
-    vel = np.asarray(velocity, dtype=np.int64)
-    n = len(pitch)
-    if not (len(onset) == len(offset) == len(vel) == n):
+    n = len(np.asarray(pitch))
+    return tokenize_windows(pitch, onset_s, offset_s, velocity, instrument_id, [0], [n], controls,
+                            rest_threshold_s)[0]
+
+
+def tokenize_windows(pitch, onset_s, offset_s, velocity, instrument_id: int, lo, hi, controls=None,
+                     rest_threshold_s: float = 0.1) -> tuple[PieceTokens, np.ndarray]:
+    """Many windows of one voice at once, each tokenised as if notes ``lo[r]:hi[r]`` were the whole voice
+    (what :func:`tokenize` gives for each slice), in one vectorised pass.
+
+    Returns the windows' tokens one after another (``note_index`` counts from each window's first note)
+    and ``starts`` [R + 1]: window ``r`` holds tokens ``starts[r]:starts[r + 1]``.
+    """
+    pitch_all = np.asarray(pitch, dtype=np.int64)
+    onset_all = np.asarray(onset_s, dtype=np.float64)
+    offset_all = np.asarray(offset_s, dtype=np.float64)
+    vel_all = np.asarray(velocity, dtype=np.int64)
+    N = len(pitch_all)
+    if not (len(onset_all) == len(offset_all) == len(vel_all) == N):
         raise ValueError("pitch, onset_s, offset_s and velocity must have the same length")
     if controls is not None:
-        controls = np.asarray(controls, dtype=np.float32).reshape(n, N_CONTROLS)
-    n_inv = len(_INVARIANT)
-    if n == 0:
-        z = np.zeros(0)
-        return PieceTokens(z.astype(np.int64), z, z.astype(np.int64), z, z, z.astype(bool),
-                           np.zeros((0, n_inv), np.float32), z.astype(np.int64),
-                           None if controls is None else np.zeros((0, N_CONTROLS), np.float32), int(instrument_id))
-    # Gaps between consecutive notes; a note's duration never runs into the next onset.
-    gap = np.maximum(onset[1:] - offset[:-1], 0.0)                      # [N-1]
-    offset = np.minimum(offset, np.append(onset[1:], np.inf))
+        controls = np.asarray(controls, dtype=np.float32).reshape(N, N_CONTROLS)
+    lo, hi = np.asarray(lo, dtype=np.int64), np.asarray(hi, dtype=np.int64)
+    count = np.maximum(hi - lo, 0)
+    R, M = len(lo), int(count.sum())
+    # Flat layout: the notes of window 0, then of window 1, ...
+    row = np.repeat(np.arange(R), count)
+    row_first = np.concatenate([[0], np.cumsum(count)[:-1]]).astype(np.int64)
+    k = np.arange(M) - row_first[row]                                   # index inside the window
+    note = lo[row] + k
+    first = k == 0
+    last = k == count[row] - 1
+    pitch, onset, vel = pitch_all[note], onset_all[note], vel_all[note]
+    nxt = np.minimum(np.arange(M) + 1, max(M - 1, 0))                    # next flat element (valid if ~last)
+    prv = np.maximum(np.arange(M) - 1, 0)
+    # Gaps to the next note of the window; a note's duration never runs into the next onset.
+    gap = np.where(last, 0.0, np.maximum(onset[nxt] - offset_all[note], 0.0))
+    offset = np.where(last, offset_all[note], np.minimum(offset_all[note], onset[nxt]))
     duration = np.maximum(offset - onset, 1e-3)
-    rest_after = gap >= rest_threshold_s                                 # [N-1]
-    # Token positions: note i goes to i + (number of rests before it).
-    n_rests_before = np.concatenate([[0], np.cumsum(rest_after)])
-    note_pos = np.arange(n) + n_rests_before
-    T = n + int(rest_after.sum())
+    rest_after = ~last & (gap >= rest_threshold_s)
+    # Token positions: note e goes to its window's start + k + (rests before it in the window).
+    rests_before = np.cumsum(rest_after) - rest_after
+    rests_before = rests_before - rests_before[row_first[row]] if M else rests_before
+    n_tokens = count + np.bincount(row, weights=rest_after, minlength=R).astype(np.int64)
+    starts = np.concatenate([[0], np.cumsum(n_tokens)]).astype(np.int64)
+    note_pos = starts[row] + k + rests_before
+    T = int(starts[-1])
     is_rest = np.ones(T, dtype=bool)
     is_rest[note_pos] = False
-    rest_pos = note_pos[:-1][rest_after] + 1
+    rest_pos = note_pos[rest_after] + 1
 
     tok_pitch = np.full(T, REST_PITCH, dtype=np.int64)
     tok_pitch[note_pos] = pitch
@@ -148,68 +171,62 @@ def tokenize(pitch, onset_s, offset_s, velocity, instrument_id: int, controls=No
     tok_vel = np.zeros(T, dtype=np.int64)
     tok_vel[note_pos] = vel
     note_index = np.full(T, -1, dtype=np.int64)
-    note_index[note_pos] = np.arange(n)
-    # Silence around notes: small gaps are kept on the notes; a rest token owns its gap.
-    small_gap = np.where(rest_after, 0.0, gap)
-    gb_note = np.concatenate([[_EDGE_GAP_S], small_gap])
-    ga_note = np.concatenate([small_gap, [_EDGE_GAP_S]])
-    gb_note[1:][rest_after] = gap[rest_after]
-    ga_note[:-1][rest_after] = gap[rest_after]
+    note_index[note_pos] = k
+    # Silence around notes (a rest token has none of its own): the gap to the neighbour, 1 s at the edges.
     gap_before = np.zeros(T)
     gap_after = np.zeros(T)
-    gap_before[note_pos] = gb_note
-    gap_after[note_pos] = ga_note
+    gap_before[note_pos] = np.where(first, _EDGE_GAP_S, gap[prv])
+    gap_after[note_pos] = np.where(last, _EDGE_GAP_S, gap)
 
-    # Phrases: runs of notes between rests (or sequence edges).
-    phrase_id = np.concatenate([[0], np.cumsum(rest_after)])             # [N]
-    starts = np.concatenate([[True], rest_after])
-    ends = np.concatenate([rest_after, [True]])
-    first_idx = np.maximum.accumulate(np.where(starts, np.arange(n), 0))
-    counts = np.bincount(phrase_id)
-    plen = counts[phrase_id]
-    idx_in = np.arange(n) - first_idx
-    phrase_pos = idx_in / np.maximum(plen - 1, 1)
+    # Phrases: runs of notes between rests (or window edges).
+    starts_phrase = first | rest_after[prv] & ~first
+    ends_phrase = last | rest_after
+    first_idx = np.maximum.accumulate(np.where(starts_phrase, np.arange(M), 0)) if M else np.zeros(0, np.int64)
+    phrase_id = np.cumsum(starts_phrase) - 1
+    plen = np.bincount(phrase_id)[phrase_id] if M else np.zeros(0, np.int64)
+    phrase_pos = (np.arange(M) - first_idx) / np.maximum(plen - 1, 1)
     p_start_t = onset[first_idx]
-    last_idx = first_idx + plen - 1
-    p_dur = np.maximum(offset[last_idx] - p_start_t, 1e-3)
+    p_dur = np.maximum(offset[first_idx + plen - 1] - p_start_t, 1e-3)
     phrase_time_pos = (onset - p_start_t) / p_dur
     # Intervals and duration ratios within phrases (0 across rests and at edges).
-    interval_prev = np.zeros(n)
-    interval_next = np.zeros(n)
-    dr_prev = np.zeros(n)
-    dr_next = np.zeros(n)
-    if n > 1:
-        same = ~rest_after
-        d_pitch = (pitch[1:] - pitch[:-1]) / 12.0
-        d_dur = np.log2(duration[1:] / duration[:-1]) / 3.0
-        interval_prev[1:] = np.where(same, d_pitch, 0.0)
-        interval_next[:-1] = np.where(same, d_pitch, 0.0)
-        dr_prev[1:] = np.where(same, d_dur, 0.0)
-        dr_next[:-1] = np.where(same, -d_dur, 0.0)
-    # Metric phase on a grid of the piece's median inter-onset interval (tempo-free, stretch-invariant).
-    ioi = np.diff(onset)
-    ioi = ioi[ioi > 1e-3]
-    beat = float(np.median(ioi)) if len(ioi) else 0.5
-    phase = (onset - onset[0]) / beat
-    note_ioi = np.maximum(np.append(np.diff(onset), duration[-1]), 1e-3)
-    ioi_ratio = np.zeros(n)
-    ioi_ratio[1:] = np.log2(note_ioi[1:] / note_ioi[:-1]) / 3.0
+    d_pitch = (pitch[nxt] - pitch) / 12.0
+    d_dur = np.log2(duration[nxt] / duration) / 3.0
+    interval_next = np.where(ends_phrase, 0.0, d_pitch)
+    dr_next = np.where(ends_phrase, 0.0, -d_dur)
+    interval_prev = np.where(starts_phrase, 0.0, d_pitch[prv])
+    dr_prev = np.where(starts_phrase, 0.0, d_dur[prv])
+    # Metric phase on a grid of the window's median inter-onset interval (tempo-free, stretch-invariant).
+    ioi = onset[nxt] - onset
+    valid = ~last & (ioi > 1e-3)
+    beat = np.full(R, 0.5)
+    if valid.any():
+        vr, vv = row[valid], ioi[valid]
+        order = np.lexsort((vv, vr))
+        vv = vv[order]
+        m = np.bincount(vr, minlength=R)
+        begin = np.concatenate([[0], np.cumsum(m)[:-1]])
+        has = m > 0
+        beat[has] = 0.5 * (vv[begin[has] + (m[has] - 1) // 2] + vv[begin[has] + m[has] // 2])
+    phase = (onset - onset[row_first[row]]) / beat[row]
+    note_ioi = np.maximum(np.where(last, duration, ioi), 1e-3)
+    ioi_ratio = np.where(first, 0.0, np.log2(note_ioi / note_ioi[prv]) / 3.0)
     inv_note = np.stack([
         np.clip(interval_prev, -2, 2), np.clip(interval_next, -2, 2),
         np.clip(dr_prev, -1, 1), np.clip(dr_next, -1, 1), np.clip(ioi_ratio, -1, 1),
-        phrase_pos, phrase_time_pos, np.log(plen) / math.log(64.0),
-        starts.astype(np.float64), ends.astype(np.float64),
+        phrase_pos, phrase_time_pos, np.log(np.maximum(plen, 1)) / math.log(64.0),
+        starts_phrase.astype(np.float64), ends_phrase.astype(np.float64),
         np.sin(2 * np.pi * phase), np.cos(2 * np.pi * phase),
         np.sin(2 * np.pi * phase / 4), np.cos(2 * np.pi * phase / 4),
-    ], axis=-1)
-    invariant = np.zeros((T, n_inv), dtype=np.float32)
+    ], axis=-1).reshape(M, len(_INVARIANT))
+    invariant = np.zeros((T, len(_INVARIANT)), dtype=np.float32)
     invariant[note_pos] = inv_note
     tok_controls = None
     if controls is not None:
         tok_controls = np.zeros((T, N_CONTROLS), dtype=np.float32)
-        tok_controls[note_pos] = controls
-    return PieceTokens(tok_pitch, tok_dur, tok_vel, gap_before, gap_after, is_rest, invariant, note_index,
-                       tok_controls, int(instrument_id))
+        tok_controls[note_pos] = controls[note]
+    tokens = PieceTokens(tok_pitch, tok_dur, tok_vel, gap_before, gap_after, is_rest, invariant, note_index,
+                         tok_controls, int(instrument_id))
+    return tokens, starts
 
 
 _RANGES = np.array([[i.low, i.high] for i in INSTRUMENTS], dtype=np.float64)

@@ -12,6 +12,7 @@ depend on what else is in the batch (up to float rounding)
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -22,7 +23,7 @@ from midi_ddsp.checkpoint import load_into, load_weights, save_weights
 from midi_ddsp.instruments import by_name
 from midi_ddsp.note_level.notes import N_CONTROLS, NoteSequence, Performance
 
-from .dataset import PieceNotes, PieceTokens, collate_pieces, featurize, pad_item, tokenize
+from .dataset import REST_PITCH, PieceNotes, PieceTokens, featurize, tokenize, tokenize_windows
 from .model import PerformanceModel
 from .neighbourhood import Neighbourhood, note_uniforms
 
@@ -77,22 +78,61 @@ def _noise(n_tokens: int, seed: int | None) -> torch.Tensor:
     return torch.rand(n_tokens, N_CONTROLS, generator=g)
 
 
-def _generate(model: PerformanceModel, pieces: Sequence[PieceTokens], noises: Sequence[torch.Tensor],
-              temperature: float, n_steps: int | None = None) -> np.ndarray:
-    """Controls [B, T, 6] of tokenised windows decoded together (``noises``: [T_i, 6] uniforms each)."""
-    device = next(model.parameters()).device
-    T = max(max(len(p) for p in pieces), 1)
-    items = [pad_item(*featurize(p), None, p.is_rest, p.instrument_id, T) for p in pieces]
-    noise = torch.stack([torch.nn.functional.pad(n, (0, 0, 0, T - len(n)), value=0.5) for n in noises])
-    batch = {k: v.to(device) for k, v in collate_pieces(items).items()}
+@dataclass
+class _Windows:
+    """Tokenised windows laid end to end as model inputs: tokens ``starts[r]:starts[r] + lengths[r]`` are
+    window ``r``; ``noise`` holds each token's uniforms (0.5 on rests)."""
+
+    pitch: np.ndarray            # [T] int64
+    features: np.ndarray         # [T, N_FEATURES] float32
+    is_rest: np.ndarray          # [T] bool
+    noise: np.ndarray            # [T, 6] float32
+    controls: np.ndarray | None  # [T, 6] float32
+    starts: np.ndarray           # [R]
+    lengths: np.ndarray          # [R]
+    instrument: np.ndarray       # [R]
+
+    @classmethod
+    def of(cls, tokens: PieceTokens, starts: np.ndarray, noise: np.ndarray, with_controls: bool) -> "_Windows":
+        pitch, features = featurize(tokens)
+        controls = None
+        if with_controls:
+            controls = np.clip(tokens.controls, 0.0, 1.0) * (~tokens.is_rest)[:, None]
+        lengths = np.diff(starts)
+        return cls(pitch, features, tokens.is_rest, noise.astype(np.float32), controls, starts[:-1], lengths,
+                   np.full(len(lengths), tokens.instrument_id, dtype=np.int64))
+
+    @classmethod
+    def concat(cls, parts: Sequence["_Windows"]) -> "_Windows":
+        shift = np.cumsum([0] + [len(w.pitch) for w in parts[:-1]])
+        cat = lambda f: np.concatenate([getattr(w, f) for w in parts])  # noqa: E731
+        controls = None if parts[0].controls is None else cat("controls")
+        return cls(cat("pitch"), cat("features"), cat("is_rest"), cat("noise"), controls,
+                   np.concatenate([w.starts + d for w, d in zip(parts, shift)]), cat("lengths"), cat("instrument"))
+
+    def batch(self, rows: np.ndarray) -> dict[str, torch.Tensor]:
+        """Windows ``rows`` right-padded to the longest (padding: rest pitch, zeros, mask False)."""
+        L = self.lengths[rows]
+        t = np.arange(max(int(L.max()), 1))
+        valid = t[None] < L[:, None]
+        idx = np.where(valid, self.starts[rows][:, None] + t[None], 0)
+        out = {"pitch": np.where(valid, self.pitch[idx], REST_PITCH), "features": self.features[idx] * valid[..., None],
+               "is_rest": np.where(valid, self.is_rest[idx], True), "mask": valid,
+               "instrument": self.instrument[rows], "noise": np.where(valid[..., None], self.noise[idx], 0.5)}
+        if self.controls is not None:
+            out["controls"] = self.controls[idx] * valid[..., None]
+        return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in out.items()}
+
+
+def _generate(model: PerformanceModel, batch: dict[str, torch.Tensor], temperature: float,
+              n_steps: int | None = None) -> torch.Tensor:
     was_training = model.training
     model.eval()
     try:
-        out = model.generate(batch["pitch"], batch["features"], batch["instrument"], batch["is_rest"],
-                             batch["mask"], temperature=float(temperature), noise=noise.to(device), n_steps=n_steps)
+        return model.generate(batch["pitch"], batch["features"], batch["instrument"], batch["is_rest"],
+                              batch["mask"], temperature=float(temperature), noise=batch["noise"], n_steps=n_steps)
     finally:
         model.train(was_training)
-    return out.float().cpu().numpy()
 
 
 @torch.no_grad()
@@ -111,7 +151,9 @@ def predict_token_controls(model: PerformanceModel, pieces: Sequence[PieceTokens
         seeds = list(seed)
         if len(seeds) != len(pieces):
             raise ValueError(f"got {len(seeds)} seeds for {len(pieces)} voices")
-    out = _generate(model, pieces, [_noise(len(p), s) for p, s in zip(pieces, seeds)], temperature)
+    w = _Windows.concat([_Windows.of(p, np.array([0, len(p)]), _noise(len(p), s).numpy(), False)
+                         for p, s in zip(pieces, seeds)])
+    out = _generate(model, w.batch(np.arange(len(pieces))), temperature).float().numpy()
     return [out[i, :len(p)] for i, p in enumerate(pieces)]
 
 
@@ -125,23 +167,37 @@ def _voice_key(seed: int | None, voice: int) -> int:
     return int(seed) + voice
 
 
-def _rows(model: PerformanceModel, voices: Sequence[PieceNotes], keys: Sequence[int] | None):
-    """Every note's neighbourhood: (voice, note, tokens, the note's token position, noise [T, 6] or None)."""
+def _neighbourhoods(model: PerformanceModel, voices: Sequence[PieceNotes], keys: Sequence[int] | None,
+                    with_controls: bool = False) -> tuple[_Windows, np.ndarray, np.ndarray, np.ndarray]:
+    """Every note's neighbourhood as a window: (windows, the note's position in its window, voice, note)."""
     threshold, nb = _rest_threshold(model), _neighbourhood(model)
-    rows = []
+    parts, target, voice, note = [], [], [], []
     for v, notes in enumerate(voices):
-        u = None if keys is None else torch.from_numpy(note_uniforms(keys[v], notes.onset_s))
+        if not len(notes):
+            continue
         lo, hi = nb.bounds(notes.onset_s)
-        for i in range(len(notes)):
-            tok = notes.window_tokens(int(lo[i]), int(hi[i]), threshold)
-            idx = tok.note_index
-            noise = None
-            if u is not None:
-                noise = torch.full((len(tok), N_CONTROLS), 0.5)
-                noise[idx >= 0] = u[lo[i] + idx[idx >= 0]]
-            rows.append((v, i, tok, int(np.flatnonzero(idx == i - lo[i])[0]), noise))
-    rows.sort(key=lambda r: len(r[2]))  # similar lengths together: less padding
-    return rows
+        tok, starts = tokenize_windows(notes.pitch, notes.onset_s, notes.offset_s, notes.velocity,
+                                       notes.instrument_id, lo, hi, notes.controls if with_controls else None,
+                                       threshold)
+        row = np.repeat(np.arange(len(lo)), np.diff(starts))                # window of every token
+        noise = np.full((len(tok), N_CONTROLS), 0.5, dtype=np.float32)
+        on_note = tok.note_index >= 0
+        if keys is not None:
+            noise[on_note] = note_uniforms(keys[v], notes.onset_s)[lo[row[on_note]] + tok.note_index[on_note]]
+        own = np.flatnonzero(tok.note_index == (np.arange(len(lo)) - lo)[row])   # one token per window
+        parts.append(_Windows.of(tok, starts, noise, with_controls))
+        target.append(own - starts[:-1])
+        voice.append(np.full(len(lo), v))
+        note.append(np.arange(len(lo)))
+    if not parts:
+        return None, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return _Windows.concat(parts), np.concatenate(target), np.concatenate(voice), np.concatenate(note)
+
+
+def _chunks(windows: _Windows, chunk: int):
+    order = np.argsort(windows.lengths, kind="stable")  # similar lengths together: less padding
+    for a in range(0, len(order), chunk):
+        yield order[a:a + chunk]
 
 
 @torch.no_grad()
@@ -155,13 +211,15 @@ def perform_notes(model: PerformanceModel, voices: Sequence[PieceNotes], tempera
     if keys is None and temperature > 0 and model.head_type == "bins":
         raise ValueError("keys are required when sampling (temperature > 0)")
     out = [np.zeros((len(v), N_CONTROLS)) for v in voices]
-    rows = _rows(model, voices, keys)
-    for a in range(0, len(rows), chunk):
-        part = rows[a:a + chunk]
-        noises = [torch.full((len(r[2]), N_CONTROLS), 0.5) if r[4] is None else r[4] for r in part]
-        res = _generate(model, [r[2] for r in part], noises, temperature, n_steps=max(r[3] for r in part) + 1)
-        for k, (v, i, _, pos, _) in enumerate(part):
-            out[v][i] = res[k, pos]
+    w, target, voice, note = _neighbourhoods(model, voices, keys)
+    if w is None:
+        return out
+    for rows in _chunks(w, chunk):
+        res = _generate(model, w.batch(rows), temperature, n_steps=int(target[rows].max()) + 1)
+        got = res[torch.arange(len(rows)), torch.from_numpy(target[rows])].double().numpy()
+        for v in np.unique(voice[rows]):
+            sel = voice[rows] == v
+            out[v][note[rows][sel]] = got[sel]
     return out
 
 
@@ -169,22 +227,24 @@ def perform_notes(model: PerformanceModel, voices: Sequence[PieceNotes], tempera
 def teacher_forced_notes(model: PerformanceModel, voices: Sequence[PieceNotes],
                          chunk: int = WINDOWS_PER_BATCH) -> list[np.ndarray]:
     """[N_i, 6] per voice, each note read from its neighbourhood with the true controls (``voices`` carry
-    them): log-probabilities of the true bins (bins head) or the predicted values (regression head)."""
+    them, clamped to the model's range): log-probabilities of the true bins (bins head) or the predicted
+    values (regression head)."""
     out = [np.zeros((len(v), N_CONTROLS)) for v in voices]
-    rows = _rows(model, voices, None)
+    w, target, voice, note = _neighbourhoods(model, voices, None, with_controls=True)
+    if w is None:
+        return out
     model.eval()
-    for a in range(0, len(rows), chunk):
-        part = rows[a:a + chunk]
-        T = max(len(r[2]) for r in part)
-        items = [pad_item(*featurize(r[2]), np.clip(r[2].controls, model.lo, model.hi) * (~r[2].is_rest)[:, None],
-                          r[2].is_rest, r[2].instrument_id, T) for r in part]
-        b = collate_pieces(items)
+    for rows in _chunks(w, chunk):
+        b = w.batch(rows)
+        b["controls"] = b["controls"].clamp(model.lo, model.hi)
         if model.head_type == "bins":
             res = model.log_prob_bins(b)
         else:
             res = model(b["pitch"], b["features"], b["instrument"], b["controls"], b["mask"])
-        for k, (v, i, _, pos, _) in enumerate(part):
-            out[v][i] = res[k, pos].numpy()
+        got = res[torch.arange(len(rows)), torch.from_numpy(target[rows])].double().numpy()
+        for v in np.unique(voice[rows]):
+            sel = voice[rows] == v
+            out[v][note[rows][sel]] = got[sel]
     return out
 
 
