@@ -6,10 +6,10 @@ lane on a notes-free track of a type-1 file reaches the notes of its channel on 
 - **Pitch bend**, in semitones: ``value / 8192 * range`` with ``value`` in -8192..8191 and ``range`` the
   pitch-bend sensitivity in effect at that moment: RPN 0 (CC101 = 0, CC100 = 0, then CC6 = semitones and
   CC38 = cents; CC96 / CC97, data increment / decrement, move it one cent up / down, carried into the
-  semitones, as MMA RP-018 asks), else the General-MIDI default of +-2 semitones. A range change re-scales bends sent after
-  it (as a synthesizer does). RPN selection and data entry are read in file order; where a writer sorted
-  the events of one tick by controller number (pretty_midi does: CC6 before CC100/CC101), the select
-  events of that tick are applied first.
+  semitones, as MMA RP-018 asks), else the General-MIDI default of +-2 semitones. A range change re-scales
+  bends sent after it (as a synthesizer does). RPN selection and data entry are read in file order; where a
+  writer sorted the events of one tick by controller number (pretty_midi does: CC6 before CC100/CC101), the
+  select events of that tick are applied first.
 - **Controllers** CC1 (modulation), CC7 (volume), CC11 (expression), CC64 (sustain pedal, down at >= 64),
   and any other controller number (the performance export's 14-bit control lanes among them), as
   piecewise-constant (step) curves: a value holds from its event until the next one, and before the
