@@ -207,8 +207,8 @@ def render_reference(mid: str, sample_rate: int, soundfont: str = REFERENCE_SOUN
     return render_midi_file(mid, sample_rate=sample_rate, soundfont=soundfont).astype(np.float64)
 
 
-def render_ours(model, mid: str, instrument: str, sample_rate: int, reverb: bool, ref: np.ndarray | None = None
-                ) -> np.ndarray:
+def render_ours(model, mid: str, instrument: str, sample_rate: int, reverb: bool, ref: np.ndarray | None = None,
+                seed: int = 0) -> np.ndarray:
     """The model's render of ``mid``: expression from the model's prior, or, given the reference audio
     ``ref``, the reference's own expression (each voice's six controls measured from it, ``measured=True``)."""
     from midi_ddsp.io.audio import resample
@@ -218,7 +218,7 @@ def render_ours(model, mid: str, instrument: str, sample_rate: int, reverb: bool
     if ref is not None:
         seqs = load_midi(mid, instrument_override=instrument).sequences
         source = [model.extract_performance(ref.astype(np.float32), sample_rate, s, measured=True) for s in seqs]
-    res = model.render(source, instrument=instrument, seed=0, reverb=reverb, progress=False, keep_params=False)
+    res = model.render(source, instrument=instrument, seed=seed, reverb=reverb, progress=False, keep_params=False)
     x = np.asarray(res.mix, dtype=np.float64)
     return resample(x, int(res.sample_rate), sample_rate).astype(np.float64) if res.sample_rate != sample_rate else x
 
@@ -452,25 +452,32 @@ def evaluate(args) -> dict:
                 t = time.perf_counter()
                 ref = render_reference(mid, sr)
                 timings["render_fluidsynth"] += time.perf_counter() - t
-                t = time.perf_counter()
-                ours = fit_length(render_ours(model, mid, name, sr, not args.dry,
-                                              ref if args.controls == "recording" else None), ref.size)
-                timings["render_ours"] += time.perf_counter() - t
+                takes = []
+                for seed in range(args.seeds):
+                    t = time.perf_counter()
+                    takes.append(fit_length(render_ours(model, mid, name, sr, not args.dry,
+                                                        ref if args.controls == "recording" else None, seed),
+                                            ref.size))
+                    timings["render_ours"] += time.perf_counter() - t
+                ours = takes[0]
                 notes = note_list(mid, name)
             t = time.perf_counter()
             f0_r, conf_r = track_f0(ref, sr, notes)
-            f0_o, conf_o = track_f0(ours, sr, notes)
-            pr, po = note_profiles(ref, sr, f0_r, conf_r, notes), note_profiles(ours, sr, f0_o, conf_o, notes)
-            both = [i for i in range(len(notes)) if pr[i] is not None and po[i] is not None]
+            pr = note_profiles(ref, sr, f0_r, conf_r, notes)
             n_long += sum(1 for _, a, b in notes if b - a >= MIN_NOTE_S and b <= ref.size / sr)
-            prof_r += [pr[i] for i in both]
-            prof_o += [po[i] for i in both]
-            cat_r.append(ref)
-            cat_o.append(ours)
             starts = tm.active_windows(ref, sr, 1.0, 1.0)
+            cat_r.append(ref)
             if starts.size:
                 pred_r += clf.predict(tm.window_features(ref, sr, starts)).tolist()
-                pred_o += clf.predict(tm.window_features(ours, sr, starts)).tolist()
+            for take in takes:  # every take against the one reference (its notes counted once per take)
+                f0_o, conf_o = track_f0(take, sr, notes)
+                po = note_profiles(take, sr, f0_o, conf_o, notes)
+                both = [i for i in range(len(notes)) if pr[i] is not None and po[i] is not None]
+                prof_r += [pr[i] for i in both]
+                prof_o += [po[i] for i in both]
+                cat_o.append(take)
+                if starts.size:
+                    pred_o += clf.predict(tm.window_features(take, sr, starts)).tolist()
             if name not in snippets and notes:
                 a = int(max(0.0, notes[0][1] - 0.2) * sr)
                 b = min(ref.size, a + int(args.plot_seconds * sr))
@@ -532,7 +539,7 @@ def evaluate(args) -> dict:
     summary = summarise(results)
     out = {"checkpoint": str(args.checkpoint), "model_sample_rate": int(model.sample_rate),
            "eval_sample_rate": sr, "ours_resampled": int(model.sample_rate) != sr,
-           "reverb": not args.dry, "controls": args.controls, "max_seconds_per_piece": args.max_seconds,
+           "reverb": not args.dry, "controls": args.controls, "seeds": args.seeds, "max_seconds_per_piece": args.max_seconds,
            "max_pieces_per_instrument": args.max_pieces_per_instrument,
            "reference": f"FluidSynth, {Path(REFERENCE_SOUNDFONT).name}, dry (-R 0 -C 0), {sr} Hz",
            "f0_tracking": f"estimate_f0 on a {F0_RATE} Hz copy of each signal",
@@ -617,6 +624,8 @@ def main(argv=None) -> int:
     ap.add_argument("--sample-rate", type=int, default=48000, help="evaluation rate, Hz")
     ap.add_argument("--max-pieces-per-instrument", type=int, default=2)
     ap.add_argument("--max-seconds", type=float, default=30.0, help="trim each piece to this many seconds")
+    ap.add_argument("--seeds", type=int, default=1,
+                    help="render each piece with seeds 0..N-1 (takes of the expression prior), all measured")
     ap.add_argument("--instruments", nargs="*", default=None, help="subset (default all 13)")
     ap.add_argument("--classifier-melodies", type=int, default=4, help="training melodies per instrument")
     ap.add_argument("--classifier-seconds", type=float, default=20.0, help="seconds of each training melody")
