@@ -173,17 +173,22 @@ class GeneratorRun:
         temperature, top_p, seed: f0 sampling; f0_hz: optional per-voice f0 curves (Hz) used as given
             instead of sampling (no phase anchoring either).
         window_s: seconds per window.
+        voice_keys: the integer each voice's random streams are keyed to (default: its position), so that a
+            voice rendered alone can draw what it draws among others.
     """
 
     def __init__(self, generator: SynthesisGenerator, sample_rate: int, frame_rate: float,
                  performances: Sequence[Performance], n_frames: int, temperature: float, top_p: float,
-                 seed: int, f0_hz=None, window_s: float = 30.0) -> None:
+                 seed: int, f0_hz=None, window_s: float = 30.0, voice_keys: Sequence[int] | None = None) -> None:
         gen = generator
         self.gen = gen
         self.fr, self.sr = float(frame_rate), int(sample_rate)
         self.hop = int(round(self.sr / self.fr))
         self.F = int(n_frames)
         self.V = len(performances)
+        self.keys = list(range(self.V)) if voice_keys is None else [int(k) for k in voice_keys]
+        if len(self.keys) != self.V:
+            raise ValueError(f"got {len(self.keys)} voice keys for {self.V} voices")
         self.temperature, self.top_p, self.seed = float(temperature), float(top_p), int(seed)
         block = gen.f0.block
         self.rf_c, self.rf_t = receptive_field(gen.context), receptive_field(gen.timbre)
@@ -352,7 +357,7 @@ class GeneratorRun:
         batch = torch.stack([torch.cat([p, p[-1:].expand(steps - p.shape[0], -1)]) for p in pooled])
         uniforms = torch.full((len(segs), steps), 0.5, dtype=torch.float64)
         for k, ((v, i, lo, hi), p) in enumerate(zip(segs, pooled)):
-            g = torch.Generator().manual_seed(derive_seed(self.seed, v, int(self.segments[v][i]), 0xF0))
+            g = torch.Generator().manual_seed(derive_seed(self.seed, self.keys[v], int(self.segments[v][i]), 0xF0))
             uniforms[k, :p.shape[0]] = torch.rand(p.shape[0], generator=g, dtype=torch.float64)
         bins = f0m.sample(batch, self.temperature, self.top_p, uniforms=uniforms,
                           lengths=[p.shape[0] for p in pooled])

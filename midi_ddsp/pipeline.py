@@ -220,7 +220,7 @@ class MidiDDSP:
                 bar.update()
         return [SynthParams.cat(p) if p else _empty_params(self.generator, self.frame_rate) for p in pieces]
 
-    def _run(self, perfs, n_frames, temperature, top_p, seed, f0_hz) -> GeneratorRun:
+    def _run(self, perfs, n_frames, temperature, top_p, seed, f0_hz, voice_keys=None) -> GeneratorRun:
         limits.check_temperature(temperature)
         if not 0 < top_p <= 1:
             raise MidiDDSPError(f"top_p must be in (0, 1], got {top_p}")
@@ -233,7 +233,7 @@ class MidiDDSP:
             raise MidiDDSPError(f"n_frames={n_frames} is {n_frames / self.frame_rate:.0f} s; at most "
                                 f"{limits.MAX_DURATION_S:.0f} s can be rendered at once")
         return GeneratorRun(self.generator, self.sample_rate, self.frame_rate, perfs, n_frames, temperature, top_p,
-                            int(seed), f0_hz, self.window_s)
+                            int(seed), f0_hz, self.window_s, voice_keys)
 
     # ------------------------------------------------------------------------------------ level 3: audio
     def audio(self, params: Sequence[SynthParams] | SynthParams, instruments: Sequence[str] | str,
@@ -280,8 +280,9 @@ class MidiDDSP:
     # ------------------------------------------------------------------------------------------ one call
     def render(self, source, instrument: str | None = None, pitch_offset: int = 0, speed: float = 1.0,
                temperature: float = 1.0, seed: int = 0, reverb: bool = True, impulse_response=None,
-               top_p: float = 0.95, keep_params: bool = True, progress: bool | None = None,
-               parallel: bool | None = None, sample_rate: int | None = None, stems: bool = True) -> RenderResult:
+               top_p: float = 0.95, keep_params: bool | str = True, progress: bool | None = None,
+               parallel: bool | None = None, sample_rate: int | None = None, stems: bool = True,
+               voice_keys: Sequence[int] | None = None) -> RenderResult:
         """MIDI file, performance file (.csv/.json), Performances, NoteSequences or a read
         :class:`~midi_ddsp.sources.Source` -> audio.
 
@@ -292,13 +293,16 @@ class MidiDDSP:
             pitch_offset: semitones; speed: tempo factor (2 = twice as fast). Applied to every source.
             temperature: of the expression prior and the f0 sampler; seed: same seed, same audio.
             reverb: False = dry; impulse_response: your own IR (see :meth:`audio`).
-            keep_params: keep every voice's SynthParams in the result (False saves memory on long pieces).
+            keep_params: keep every voice's SynthParams in the result (False saves memory on long pieces;
+                ``"curves"`` keeps only f0 and amplitude, with empty harmonic and noise channels).
             progress: show a progress bar (None: only for pieces longer than a minute).
             parallel: synthesize each window on a second thread while the generator computes the next one
                 (None: when torch may use two or more threads). The audio is the same either way.
             sample_rate: return the audio resampled to this rate (Hz; None: the model's rate).
             stems: keep each voice's audio (False: voices are summed as they come and ``stems`` is empty,
                 ``[0, samples]``; saves 4 bytes per sample per voice on long pieces).
+            voice_keys: the integer each voice's f0 and noise draws are keyed to (default: its position), so
+                that some voices of a piece rendered alone sound as they do in the whole render.
         """
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
@@ -306,10 +310,12 @@ class MidiDDSP:
         n_frames = self.n_frames_for(performances, impulse_response)
         rows_out = _Rows(len(performances), n_frames * self.hop, mixed=not stems)
         pieces: list[list[SynthParams]] | None = [[] for _ in performances] if keep_params else None
+        curves_only = keep_params == "curves"
         t = time.perf_counter()
         with _tqdm(0, _show(progress, n_frames / self.frame_rate), "render") as bar:
             for outs in self._synthesized(performances, n_frames, temperature, top_p, seed, reverb,
-                                          impulse_response, parallel, pieces, timings, bar):
+                                          impulse_response, parallel, pieces, timings, bar, curves_only,
+                                          voice_keys):
                 rows_out.add(outs)
                 bar.update()
         timings["generate_and_synthesize"] = time.perf_counter() - t
@@ -396,12 +402,14 @@ class MidiDDSP:
         return performances, messages
 
     def _synthesized(self, performances, n_frames, temperature, top_p, seed, reverb, impulse_response, parallel,
-                     pieces, timings, bar=None) -> Iterator[list[np.ndarray]]:
+                     pieces, timings, bar=None, curves_only: bool = False, voice_keys=None
+                     ) -> Iterator[list[np.ndarray]]:
         """The generator run and the voices' streaming synthesizers, window by window: yields each voice's
         newly completed samples (``[n_v]`` float32 each), the last time after the synthesizers are flushed.
-        ``pieces`` (if given) collects each voice's SynthParams. Inference mode is on only while computing."""
-        run = self._run(performances, n_frames, temperature, top_p, seed, None)
-        bank = VoiceBank(self.synth, run.ids, self.hop, self.sample_rate, seed, reverb, impulse_response)
+        ``pieces`` (if given) collects each voice's SynthParams (f0 and amplitude only with ``curves_only``).
+        Inference mode is on only while computing."""
+        run = self._run(performances, n_frames, temperature, top_p, seed, None, voice_keys)
+        bank = VoiceBank(self.synth, run.ids, self.hop, self.sample_rate, seed, reverb, impulse_response, run.keys)
         if bar is not None:
             bar.reset(total=len(run) + 1)  # windows, then the synthesizers' flush
         synth_s = [0.0]
@@ -424,7 +432,7 @@ class MidiDDSP:
                         per_voice = run.window_params(voices, params, a, b)
                         if pieces is not None:
                             for v, chunk in enumerate(per_voice):
-                                pieces[v].append(chunk)
+                                pieces[v].append(chunk.curves() if curves_only else chunk)
                         done = worker.submit(synthesize, per_voice)
                 yield from done
                 if item is None:

@@ -124,12 +124,14 @@ class VoiceBank:
         synth: the Synthesizer; instrument_ids: ``[V]`` (select each voice's reverb).
         hop: samples per frame; sample_rate: Hz; seed: the noise seed.
         reverb: add the reverb; impulse_response: optional user IR (see :func:`impulse_responses`).
+        voice_keys: the integer each voice's noise is keyed to (default: its position).
     """
 
     def __init__(self, synth: Synthesizer, instrument_ids: Sequence[int], hop: int, sample_rate: int, seed: int,
-                 reverb: bool = True, impulse_response=None) -> None:
+                 reverb: bool = True, impulse_response=None, voice_keys: Sequence[int] | None = None) -> None:
         self.synth, self.hop, self.sample_rate, self.seed = synth, int(hop), int(sample_rate), int(seed)
         self.ids = [int(i) for i in instrument_ids]
+        self.keys = list(range(len(self.ids))) if voice_keys is None else [int(k) for k in voice_keys]
         self.irs = impulse_responses(synth, self.ids, impulse_response) if reverb else None
         self.streams = [synth.stream(self.hop, self.sample_rate) for _ in self.ids]
         self.frames = [0] * len(self.ids)  # frames given to each voice so far
@@ -139,7 +141,7 @@ class VoiceBank:
         n = params.n_frames * self.hop
         self.frames[v] += params.n_frames
         silent = not (bool(params.amplitude.abs().max() > 0) or bool(params.noise_magnitudes.abs().max() > 0))
-        noise = torch.zeros(1, n) if silent else noise_excitation(self.seed, v, a, a + n)[None]
+        noise = torch.zeros(1, n) if silent else noise_excitation(self.seed, self.keys[v], a, a + n)[None]
         ir = None if self.irs is None else self.irs[v:v + 1]
         return self.synth.controls(params, reverb=ir is not None, impulse_response=ir, noise=noise)
 

@@ -6,9 +6,10 @@ rate. The mix is the sum of the wet stems at one gain, chosen at a full render a
 when an edit would push the peak over ``MIX_PEAK``).
 
 A regional re-render (:func:`plan_regions`, :meth:`RenderState.rerender`) renders, with the public
-:meth:`MidiDDSP.render` and the session's seed, only the notes near the changed ones (``CONTEXT_S`` of
-neighbours on each side) and splices the dry result into the dry stem over a *cut span*: from the onset of the
-note before the first changed note to the onset of the first unchanged note at least ``POST_S`` after the last
+:meth:`MidiDDSP.render` and the session's seed, only the changed voices (their random draws keyed as in a full
+render) and only their notes near the changed ones (``CONTEXT_S`` of neighbours on each side), and splices the
+dry result into the dry stem over a *cut span*: from the onset of the note before the first changed note to the
+onset of the first unchanged note at least ``POST_S`` after the last
 changed one (note onsets mask the short crossfade, ``XFADE_S``), or to the end of the stem. The reverb is
 linear, so the wet stem is corrected by the reverb of (new dry - old dry) over the cut span: the reverb tail of
 the region is exact and nothing outside the cut span and its reverb tail changes.
@@ -23,7 +24,6 @@ undo / redo restore the exact earlier audio without rendering.
 """
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass, field
 
@@ -64,10 +64,6 @@ class Patch:
     def nbytes(self) -> int:
         extra = sum(t.nbytes for t in self.tail) if self.tail is not None else 0
         return extra + sum(s[3].nbytes + s[4].nbytes + s[7].nbytes + s[8].nbytes for s in self.spans)
-
-
-def _empty_like(p: Performance) -> Performance:
-    return Performance(NoteSequence((), p.instrument, p.name), np.zeros((0, 6)))
 
 
 def plan_regions(perf: Performance, spans: list[tuple[float, float]], end_s: float) -> list[tuple[float, float]]:
@@ -130,12 +126,13 @@ class RenderState:
         self.version = 0  # bumped on every change of the audio
 
     # ---------------------------------------------------------------------------------------- rendering
-    def _render(self, perfs: list[Performance]):
-        """Dry stems ``[V, samples]`` and curves ``[V, frames]`` of ``perfs`` via the public render()."""
+    def _render(self, perfs: list[Performance], voices: list[int] | None = None):
+        """Dry stems ``[len(perfs), samples]`` and curves ``[len(perfs), frames]`` of ``perfs`` via the public
+        render(); ``voices``: the voice of the open performance each of ``perfs`` is (its random draws)."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", MidiDDSPWarning)
             res = self.model.render(perfs, temperature=self.temperature, seed=self.seed, reverb=False,
-                                    keep_params=True, progress=False)
+                                    keep_params="curves", progress=False, voice_keys=voices)
         dry = res.stems if res.gain == 1.0 else res.stems / np.float32(res.gain)
         n = self.n_samples_for(perfs)  # render() trims its tail; the studio keeps the full length so that
         if dry.shape[1] < n:           # whole and regional renders line up sample for sample
@@ -200,9 +197,10 @@ class RenderState:
             return self.full(new)
         patch = Patch(n_before=n_old, n_after=n_new, instruments_before=list(self.instruments),
                       instruments_after=[p.instrument for p in new])
-        if plan:  # render first: a failure leaves the state as it was
-            sub = [_context_notes(new[v], plan[v]) if v in plan else _empty_like(p) for v, p in enumerate(new)]
-            dry, f0, loud = self._render(sub)
+        row: dict[int, int] = {}
+        if plan:  # render first (only the changed voices, keyed as in a full render): a failure leaves the state
+            row = {v: j for j, v in enumerate(sorted(plan))}
+            dry, f0, loud = self._render([_context_notes(new[v], plan[v]) for v in row], list(row))
         if n_new < n_old:  # keep what the shorter stems drop, for undo
             fa = n_new // self.hop
             patch.tail = (self.dry[:, n_new:].copy(), self.wet[:, n_new:].copy(), self.f0_hz[:, fa:].copy(),
@@ -217,13 +215,13 @@ class RenderState:
                 old = self.dry[v, s0:s1].copy()
                 seg = np.zeros(s1 - s0, np.float32)
                 have = max(0, min(s1, dry.shape[1]) - s0)
-                seg[:have] = dry[v, s0:s0 + have]
+                seg[:have] = dry[row[v], s0:s0 + have]
                 self._crossfade(seg, old, s0, s1, n_new)
                 fa, fb = s0 // hop, -(-s1 // hop)
                 old_c = np.stack([self.f0_hz[v, fa:fb], self.loudness_db[v, fa:fb]])
                 new_c = np.stack([np.zeros(fb - fa, np.float32), np.full(fb - fa, -100.0, np.float32)])
                 k = max(0, min(fb, f0.shape[1]) - fa)
-                new_c[0, :k], new_c[1, :k] = f0[v, fa:fa + k], loud[v, fa:fa + k]
+                new_c[0, :k], new_c[1, :k] = f0[row[v], fa:fa + k], loud[row[v], fa:fa + k]
                 patch.spans.append((v, s0, s1, old, seg, fa, fb, old_c, new_c))
         self.apply_patch(patch, forwards=True)
         return patch

@@ -63,6 +63,11 @@ class SynthParams:
         """A time slice [start, stop) in frames."""
         return self.map(lambda t: t[:, start:stop])
 
+    def curves(self) -> "SynthParams":
+        """f0 and amplitude only: the harmonic and noise channels emptied (``[batch, frames, 0]``)."""
+        return replace(self, harmonic_distribution=self.harmonic_distribution[..., :0],
+                       noise_magnitudes=self.noise_magnitudes[..., :0])
+
     @staticmethod
     def cat(items: list["SynthParams"], dim: int = 1) -> "SynthParams":
         first = items[0]

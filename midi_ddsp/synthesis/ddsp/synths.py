@@ -168,7 +168,11 @@ class NoiseBlocks:
         self.inner: FIRStream | None = None
 
     def process(self, controls: NoiseControls) -> Tensor:
-        irs = DF.frequency_impulse_response(controls.magnitudes)
+        m = controls.magnitudes
+        if bool(m.any()):
+            irs = DF.frequency_impulse_response(m)
+        else:  # a silent block: zero filters of the same length, without the FFTs
+            irs = m.new_zeros(m.shape[0], m.shape[1], 2 * (m.shape[-1] - 1))
         if self.inner is None:
             self.inner = FIRStream(self.hop, delay=irs.shape[-1] // 2)
         n = controls.magnitudes.shape[1] * self.hop
