@@ -59,6 +59,11 @@ def ir_decay_s(ir: Tensor | np.ndarray, sample_rate: float, drop_db: float = 60.
     return float(above[-1] + 1) / sample_rate if above.size else 0.0
 
 
+def peak_abs(x: np.ndarray) -> float:
+    """``max |x|`` without a temporary copy of ``x`` (0 for an empty array)."""
+    return max(float(x.max()), -float(x.min())) if x.size else 0.0
+
+
 def tail_end(tail_mix: np.ndarray, start: int, peak: float, hop: int = 1, drop_db: float = TAIL_DROP_DB,
              fade: int = 0) -> int:
     """Where a render ends: ``fade`` samples after the last sample at or after ``start`` whose level is
@@ -93,7 +98,7 @@ def mix_stems(stems: np.ndarray, peak: float = MIX_PEAK, mix: np.ndarray | None 
     stems = np.asarray(stems, dtype=np.float32)
     if mix is None:
         mix = stems.sum(0) if stems.shape[0] else np.zeros(stems.shape[1], np.float32)
-    top = float(np.max(np.abs(mix))) if mix.size else 0.0
+    top = peak_abs(mix)
     gain = 1.0
     if top > peak:
         gain = peak / top
@@ -220,5 +225,5 @@ def _in_inference_mode(fn, *args):
         return fn(*args)
 
 
-__all__ = ["noise_excitation", "ir_decay_s", "mix_stems", "tail_end", "fade_out", "TAIL_DROP_DB", "TAIL_FADE_S", "impulse_responses", "VoiceBank", "SynthWorker",
+__all__ = ["noise_excitation", "ir_decay_s", "peak_abs", "mix_stems", "tail_end", "fade_out", "TAIL_DROP_DB", "TAIL_FADE_S", "impulse_responses", "VoiceBank", "SynthWorker",
            "torch_threads", "MIX_PEAK", "NOISE_BLOCK"]
