@@ -85,6 +85,8 @@ def main(argv=None) -> int:
     p.add_argument("--generator", default="checkpoints/generator.safetensors")
     p.add_argument("--clips", type=int, default=48, help="number of 4 s test clips (spread over the split)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--all-pieces", action="store_true",
+                   help="evaluate every piece of the cache (a held-out folder), not its hashed test split")
     p.add_argument("--json", default=None, help="also write the figures here")
     p.add_argument("--listen", default=None, help="write real / resynthesized / generated WAVs here")
     args = p.parse_args(argv)
@@ -93,7 +95,8 @@ def main(argv=None) -> int:
         Path(args.listen).mkdir(parents=True, exist_ok=True)
 
     SR = cache_sample_rate(args.cache_dir)
-    dm = SynthesisDataModule(args.cache_dir, batch_size=1, clip_s=4.0)
+    split = dict(valid_fraction=0.0, test_fraction=1.0) if args.all_pieces else {}
+    dm = SynthesisDataModule(args.cache_dir, batch_size=1, clip_s=4.0, **split)
     clips = GeneratorClipDataset(dm.dataset("test"), args.targets_dir)
     idx = np.linspace(0, len(clips) - 1, min(args.clips, len(clips))).astype(int)
     mss = MultiScaleSpectralLoss(spectral_fft_sizes(SR))

@@ -4,28 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from midi_ddsp.instruments import by_name
 from midi_ddsp.note_level.notes import Note, NoteSequence
 from midi_ddsp.performance.dataset import PieceNotes
-from midi_ddsp.performance.model import PerformanceModel
 from midi_ddsp.performance.neighbourhood import Neighbourhood, note_uniforms
 from midi_ddsp.performance.sampling import (
     load_model, perform_notes, predict_performance, predict_performances, save_model, teacher_forced_notes)
 
-TINY = dict(pitch_dim=8, instrument_dim=4, feature_dim=8, encoder_hidden=16, decoder_hidden=16, head_hidden=16)
+from test_performance_model import model  # noqa: F401  (the small random prior, sharpened)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(1)
-    m = PerformanceModel(**TINY).eval()
-    with torch.no_grad():  # sharper output distributions than at initialisation: samples differ more
-        m.out_w.mul_(4.0)
-    return m
 
 
 def melody(n=60, seed=0) -> list[Note]:
