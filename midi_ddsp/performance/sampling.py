@@ -194,10 +194,23 @@ def _neighbourhoods(model: PerformanceModel, voices: Sequence[PieceNotes], keys:
     return _Windows.concat(parts), np.concatenate(target), np.concatenate(voice), np.concatenate(note)
 
 
-def _chunks(windows: _Windows, chunk: int):
-    order = np.argsort(windows.lengths, kind="stable")  # similar lengths together: less padding
+def _per_note(model: PerformanceModel, voices: Sequence[PieceNotes], keys: Sequence[int] | None,
+              with_controls: bool, chunk: int, run) -> list[np.ndarray]:
+    """[N_i, 6] per voice: ``run(batch, n_steps)`` ([B, T, 6]) on the notes' neighbourhoods, ``chunk`` at a
+    time (similar lengths together: less padding), read at each note's own token."""
+    out = [np.zeros((len(v), N_CONTROLS)) for v in voices]
+    w, target, voice, note = _neighbourhoods(model, voices, keys, with_controls)
+    if w is None:
+        return out
+    order = np.argsort(w.lengths, kind="stable")
     for a in range(0, len(order), chunk):
-        yield order[a:a + chunk]
+        rows = order[a:a + chunk]
+        res = run(w.batch(rows), int(target[rows].max()) + 1)
+        got = res[torch.arange(len(rows)), torch.from_numpy(target[rows])].double().numpy()
+        for v in np.unique(voice[rows]):
+            sel = voice[rows] == v
+            out[v][note[rows][sel]] = got[sel]
+    return out
 
 
 @torch.no_grad()
@@ -210,17 +223,8 @@ def perform_notes(model: PerformanceModel, voices: Sequence[PieceNotes], tempera
     """
     if keys is None and temperature > 0 and model.head_type == "bins":
         raise ValueError("keys are required when sampling (temperature > 0)")
-    out = [np.zeros((len(v), N_CONTROLS)) for v in voices]
-    w, target, voice, note = _neighbourhoods(model, voices, keys)
-    if w is None:
-        return out
-    for rows in _chunks(w, chunk):
-        res = _generate(model, w.batch(rows), temperature, n_steps=int(target[rows].max()) + 1)
-        got = res[torch.arange(len(rows)), torch.from_numpy(target[rows])].double().numpy()
-        for v in np.unique(voice[rows]):
-            sel = voice[rows] == v
-            out[v][note[rows][sel]] = got[sel]
-    return out
+    return _per_note(model, voices, keys, False, chunk,
+                     lambda b, n_steps: _generate(model, b, temperature, n_steps=n_steps))
 
 
 @torch.no_grad()
@@ -229,23 +233,15 @@ def teacher_forced_notes(model: PerformanceModel, voices: Sequence[PieceNotes],
     """[N_i, 6] per voice, each note read from its neighbourhood with the true controls (``voices`` carry
     them, clamped to the model's range): log-probabilities of the true bins (bins head) or the predicted
     values (regression head)."""
-    out = [np.zeros((len(v), N_CONTROLS)) for v in voices]
-    w, target, voice, note = _neighbourhoods(model, voices, None, with_controls=True)
-    if w is None:
-        return out
     model.eval()
-    for rows in _chunks(w, chunk):
-        b = w.batch(rows)
+
+    def run(b, n_steps):
         b["controls"] = b["controls"].clamp(model.lo, model.hi)
         if model.head_type == "bins":
-            res = model.log_prob_bins(b)
-        else:
-            res = model(b["pitch"], b["features"], b["instrument"], b["controls"], b["mask"])
-        got = res[torch.arange(len(rows)), torch.from_numpy(target[rows])].double().numpy()
-        for v in np.unique(voice[rows]):
-            sel = voice[rows] == v
-            out[v][note[rows][sel]] = got[sel]
-    return out
+            return model.log_prob_bins(b)
+        return model(b["pitch"], b["features"], b["instrument"], b["controls"], b["mask"])
+
+    return _per_note(model, voices, None, True, chunk, run)
 
 
 def predict_performances(model: PerformanceModel, sequences: Sequence[NoteSequence], temperature: float = 1.0,
