@@ -6,8 +6,8 @@
 
 On pieces of the corpus's test split (melodies no model was trained on; an instrument without a test piece
 takes valid pieces, and the output says so), each piece's MIDI file (trimmed to ``--max-seconds``) is
-rendered by the model (``MidiDDSP.render``, seed 0, the mix; resampled to the evaluation rate when the model
-runs at another rate) and by FluidSynth with FluidR3_GM at the evaluation rate. Per instrument, for ours and
+rendered by the model (``MidiDDSP.render``, the mix, seeds 0 .. ``--seeds`` - 1: that many takes of the expression
+prior, each measured against the one reference; resampled to the evaluation rate when the model runs at another rate) and by FluidSynth with FluidR3_GM at the evaluation rate. Per instrument, for ours and
 for FluidSynth, on the same notes:
 
 1. harmonic profile: notes >= 0.3 s, middle 60 % of each note, voiced frames tracked within 50 cents of the
