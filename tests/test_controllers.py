@@ -194,6 +194,20 @@ def test_rescale_vibrato_removes_vibrato_and_keeps_the_glide():
     assert np.abs(out[mid] - glide[mid]).max() < 0.03  # trend kept where the vibrato is gone
 
 
+def test_rescale_vibrato_in_notes_shorter_than_the_trend_window():
+    """A CC1 change inside a 0.3 s note (shorter than the 0.67 s trend window; it crashed before)."""
+    fr, n = 250.0, 200
+    t = np.arange(n) / fr
+    seq = NoteSequence((Note(69, 0.0, 0.3), Note(71, 0.3, 0.304)), "violin")
+    frames = notes_to_frames(seq, n, fr)
+    dev = 0.3 * np.sin(2 * np.pi * 6.0 * t)
+    scale = np.where(t < 0.15, 1.0, 0.0)
+    out = nc.rescale_vibrato(dev, scale, frames)
+    assert out.shape == dev.shape and np.all(np.isfinite(out))
+    a, b = frames.note_start[0], frames.note_end[0]
+    assert np.ptp(out[a + 45:b]) < 0.5 * np.ptp(dev[a + 45:b])   # vibrato cut after the step
+
+
 def test_expression_gain_curve():
     np.testing.assert_allclose(nc.expression_gain_db(cc11=[127, 64, 0])[:2], [0.0, 40 * np.log10(64 / 127)])
     assert nc.expression_gain_db(cc11=[0])[0] == nc.MIN_GAIN_DB

@@ -222,12 +222,13 @@ def rescale_vibrato(deviation, scale, frames: NoteFrames, trend_s: float = VIBRA
     s = np.asarray(scale, dtype=np.float64)
     out = d.copy()
     n_win = max(3, int(round(trend_s * frames.frame_rate)) | 1)
-    win = np.hanning(n_win + 2)[1:-1]
     for k in np.flatnonzero(frames.note_end > frames.note_start):  # loop over notes
         a, b = frames.note_start[k], frames.note_end[k]
         if np.all(s[a:b] == 1.0):
             continue
         seg = d[a:b]
+        m = min(n_win, (b - a) - (1 - (b - a) % 2))  # odd, at most the note: "same" keeps the note's length
+        win = np.hanning(m + 2)[1:-1]
         trend = np.convolve(seg, win, mode="same") / np.convolve(np.ones_like(seg), win, mode="same")
         out[a:b] = trend + s[a:b] * (seg - trend)
     return out
