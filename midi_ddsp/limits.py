@@ -3,7 +3,7 @@
 Every limit raises :class:`~midi_ddsp.errors.MidiDDSPError` with one line that names the value, the limit
 and what to do; the CLI prints it and exits with code 2. The sizes keep a render's working set to a few GB:
 its output rows are one float32 row per voice (``duration x sample rate x 4`` bytes each, 690 MB per voice
-for an hour at 48 kHz) plus about one 30 s processing window.
+for an hour at 48 kHz) plus about one 15 s processing window.
 
 ========================  =================================================================
 total duration            last note offset <= ``MAX_DURATION_S`` (1 hour), and duration x voices
