@@ -31,7 +31,7 @@ import torch
 
 from midi_ddsp.errors import MidiDDSPWarning, MidiReadError
 from midi_ddsp.instruments import by_name
-from midi_ddsp.io.controllers import ControllerEvents, controllers_for_voices, file_end_s
+from midi_ddsp.io.controllers import ControllerEvents, controllers_for_voices, file_end_s, read_track_controllers
 from midi_ddsp.note_level import controllers as nc
 from midi_ddsp.note_level.frames import notes_to_frames
 from midi_ddsp.note_level.notes import CONTROL_NAMES, NoteSequence, Performance
@@ -78,6 +78,13 @@ def stem_labels(result) -> list[str]:
 
 def has_controllers(events: Sequence[ControllerEvents | None]) -> bool:
     return any(e is not None and e.present for e in events)
+
+
+def pedal_intervals(path, speed: float = 1.0) -> dict[int, list[tuple[float, float]]]:
+    """``{track index: sustain-pedal intervals (s, after speed)}`` of the tracks with a pedal."""
+    end = file_end_s(path, speed)
+    return {t: ev.scaled_time(speed).sustain_intervals(end) for t, ev in enumerate(read_track_controllers(path))
+            if "sustain" in ev.present}
 
 
 def sustain_voices(voices: Sequence[NoteSequence], events: Sequence[ControllerEvents | None], end_s: float
@@ -256,7 +263,8 @@ def render_midi(model, path, instrument: str | None = None, pitch_offset: int = 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MidiDDSPWarning)
         try:
-            read = model.read(path, instrument, pitch_offset, speed, program_map)
+            read = model.read(path, instrument, pitch_offset, speed, program_map,
+                              pedal_intervals(path, speed) if controllers and not exported else None)
             voices, messages = list(read.voices), list(read.warnings)
         except MidiReadError as e:
             if e.reason != "drums_only" or not fb_tracks:

@@ -144,9 +144,11 @@ class MidiDDSP:
 
     # ------------------------------------------------------------------------------------ level 0: notes
     def read(self, midi_path, instrument: str | None = None, pitch_offset: int = 0, speed: float = 1.0,
-             program_map: dict[int, str] | None = None) -> ReadResult:
+             program_map: dict[int, str] | None = None, pedal=None) -> ReadResult:
         """MIDI file -> monophonic voices (polyphonic tracks are split; GM program -> instrument, or
         ``instrument`` for all). Problems are returned as lines and emitted as :class:`MidiDDSPWarning`.
+        ``pedal``: sustain-pedal intervals per track that hold chordal tracks' notes before the split
+        (see :func:`midi_ddsp.io.midi.load_midi`).
 
         Raises:
             MidiReadError: missing, not MIDI, corrupt/truncated, empty or drum-only file.
@@ -154,7 +156,7 @@ class MidiDDSP:
         """
         if instrument is not None:
             self._instrument(instrument)
-        result = read_midi_voices(midi_path, instrument, pitch_offset, speed, program_map)
+        result = read_midi_voices(midi_path, instrument, pitch_offset, speed, program_map, pedal)
         result.warnings += short_note_warnings(result.voices, self.frame_rate, self.sample_rate)
         _emit(result.warnings)
         return result
@@ -486,9 +488,10 @@ class MidiDDSP:
                             f0_hz: np.ndarray | None = None, params: SynthParams | None = None,
                             measured: bool = False) -> Performance:
         """Re-extract a Performance (normalised controls) of ``sequence`` from audio via the analysis model
-        (or from given ``params``). ``measured``: take the harmonic distribution (brightness) and the noise
-        (attack) from a direct spectral analysis of the audio at the analysed f0 instead of from the model,
-        which leans on what is typical of the instrument."""
+        (or from given ``params``). ``measured``: measure amplitude, harmonic distribution and noise straight
+        from the audio's spectrum at the f0 (``f0_hz``, the f0 of ``params``, or tracked), exactly as the
+        generator's training targets were measured (:func:`midi_ddsp.extraction.measure`), instead of through
+        the analysis model, which leans on what is typical of the instrument."""
         return extraction.extract_performance(self, audio, sample_rate, sequence, f0_hz, params, measured)
 
     def analyze_recording(self, audio: np.ndarray, sample_rate: int, instrument: str, config=None,

@@ -117,12 +117,13 @@ def short_note_warnings(voices: Sequence[NoteSequence], frame_rate: float, sampl
 
 
 def read_midi_voices(path, instrument: str | None = None, pitch_offset: int = 0, speed: float = 1.0,
-                     program_map: dict[int, str] | None = None) -> ReadResult:
-    """MIDI file -> monophonic voices and the reader's warnings (see :func:`midi_ddsp.io.midi.load_midi`)."""
+                     program_map: dict[int, str] | None = None, pedal=None) -> ReadResult:
+    """MIDI file -> monophonic voices and the reader's warnings (see :func:`midi_ddsp.io.midi.load_midi`,
+    also for ``pedal``)."""
     if instrument is not None:
         by_name(instrument)
     check_speed(speed)
-    result = load_midi(path, instrument, program_map, int(pitch_offset), float(speed))
+    result = load_midi(path, instrument, program_map, int(pitch_offset), float(speed), pedal=pedal)
     limits.check_voices(result.sequences)
     return ReadResult(list(result.sequences), list(result.warnings))
 

@@ -134,6 +134,25 @@ def test_sustain_lengthens_notes(rmodel, tmp_path):
     assert offsets == pytest.approx([1.0, 1.6])
 
 
+def test_a_pedalled_piano_track_gains_voices(rmodel, tmp_path):
+    """On a chordal program (piano -> strings by pitch) the pedal holds an arpeggio's notes until it lifts,
+    before the split into voices: three voices sound together to the pedal's release; a violin track with
+    the same notes stays one legato voice, and without controllers the piano is one voice as written."""
+    arpeggio = note(60, 0.0, 0.5) + note(64, 0.5, 1.0) + note(67, 1.0, 1.5) + [cc(0.1, 64, 127), cc(2.0, 64, 0)]
+    piano = render_midi(rmodel, write(tmp_path / "p.mid", [(0, 0, arpeggio)]), seed=0)
+    held = sorted((n.pitch, n.onset_s, n.offset_s) for p in piano.performances for n in p.sequence)
+    assert len(piano.performances) == 3
+    np.testing.assert_allclose(held, [(60, 0.0, 2.0), (64, 0.5, 2.0), (67, 1.0, 2.0)], atol=1e-6)
+    sr = piano.sample_rate                  # all three sound at 1.7-1.9 s
+    rms = np.sqrt(np.mean(piano.stems[:, int(1.7 * sr):int(1.9 * sr)].astype(np.float64) ** 2, axis=1))
+    assert rms.min() > 0.05 * rms.max() > 0
+    violin = render_midi(rmodel, write(tmp_path / "v.mid", [(40, 0, arpeggio)]), seed=0)
+    assert len(violin.performances) == 1
+    assert [n.offset_s for n in violin.performances[0].sequence] == pytest.approx([0.5, 1.0, 2.0])
+    plain = render_midi(rmodel, write(tmp_path / "p2.mid", [(0, 0, arpeggio)]), seed=0, controllers=False)
+    assert len(plain.performances) == 1
+
+
 def test_export_reimport_render_round_trip(rmodel, tmp_path):
     src = write(tmp_path / "src.mid", [(40, 0, MELODY + [bend(0.3 + i / 50, -80 * i) for i in range(40)]
                                         + [cc(0.2 + 0.05 * i, 11, 50 + i) for i in range(40)]),

@@ -162,6 +162,19 @@ def test_sustain_holds_until_pedal_up_but_not_past_the_next_note():
     assert nc.sustained_offsets(on, off, [(2.0, 2.5)]).tolist() == off.tolist()  # releases outside the pedal
 
 
+def test_pedal_on_a_chordal_track_holds_until_pedal_up_or_the_same_key_again():
+    pitch = np.array([60, 64, 60, 67, 72])
+    on = np.array([0.0, 0.5, 1.0, 1.5, 3.0])
+    off = np.array([0.4, 0.9, 1.4, 1.9, 3.5])
+    new = nc.pedal_held_offsets(pitch, on, off, [(0.2, 2.5)])
+    # C4 re-struck at 1.0 -> 1.0; E4, the second C4 and G4 held to pedal up 2.5; C5 released after it: as played
+    np.testing.assert_allclose(new, [1.0, 2.5, 2.5, 2.5, 3.5])
+    shuffled = np.array([3, 0, 4, 2, 1])
+    np.testing.assert_allclose(nc.pedal_held_offsets(pitch[shuffled], on[shuffled], off[shuffled], [(0.2, 2.5)]),
+                               new[shuffled])
+    assert nc.pedal_held_offsets(pitch, on, off, []).tolist() == off.tolist()
+
+
 def test_apply_sustain_keeps_voice_monophonic():
     seq = NoteSequence((Note(60, 0, 0.5), Note(62, 0.6, 1.0)), "violin", "v")
     out = nc.apply_sustain(seq, [(0.0, 5.0)])

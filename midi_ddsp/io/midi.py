@@ -8,7 +8,12 @@ Reading (:func:`read_midi`, :func:`load_midi`):
 2. **Tracks**: every pretty_midi instrument (a track/channel/program combination) with notes. Drum tracks
    are skipped with a warning. Zero-length notes are dropped, and exact duplicates (same pitch, same onset)
    are merged, with a warning.
-3. **Voices** (:func:`split_voices`): a polyphonic track becomes several monophonic voices. Notes are
+3. **Sustain** (only when the caller passes the tracks' pedal intervals, as the controller-following render
+   does): on a track of a chordal program (one chosen by pitch in the table below: pianos, organs, guitars,
+   ensembles, brass sections) a note released while the pedal is down is held to the pedal's release or
+   until the same key is struck again, before the split; the held notes overlap later ones and so take
+   voices of their own.
+4. **Voices** (:func:`split_voices`): a polyphonic track becomes several monophonic voices. Notes are
    taken in onset order; notes with the same onset form a chord. A voice is *free* for a chord when its last
    note has ended, or overlaps the chord by at most ``legato_tolerance_s`` (50 ms) *and* less than half its
    length (legato playing: that note is shortened to end where the new one starts). The chord's notes, top
@@ -17,7 +22,7 @@ Reading (:func:`read_midi`, :func:`load_midi`):
    for a single note this is simply the free voice with the nearest last pitch). Notes left over open new
    voices. Voices are returned top to bottom (by mean pitch). MIDI-DDSP instead chains overlapping notes
    into one line, which drifts in time.
-4. **Instruments**: the caller's ``instrument_override`` (all voices), else ``program_map[program]``, else
+5. **Instruments**: the caller's ``instrument_override`` (all voices), else ``program_map[program]``, else
    :data:`PROGRAM_TABLE` (0-based General-MIDI programs):
 
    ==============================================  =================================================
@@ -39,7 +44,7 @@ Reading (:func:`read_midi`, :func:`load_midi`):
    "By pitch" picks, per voice, the candidate whose range holds most of the voice's notes (ties: the one
    whose range centre is nearest the voice's median pitch), so a piano part becomes e.g. violin + cello.
    Programs without an exact instrument are reported in a warning.
-5. ``pitch_offset`` (semitones) and ``speed`` (times are divided by it) are applied; notes pushed outside
+6. ``pitch_offset`` (semitones) and ``speed`` (times are divided by it) are applied; notes pushed outside
    0..127 are dropped with a warning. Notes outside the chosen instrument's usual range are kept and
    reported (the model extrapolates).
 """
@@ -103,7 +108,8 @@ def read_midi(path, instrument_override: str | None = None, program_map: Mapping
 
 def load_midi(path, instrument_override: str | None = None, program_map: Mapping[int, str] | None = None,
               pitch_offset: int = 0, speed: float = 1.0,
-              legato_tolerance_s: float = LEGATO_TOLERANCE_S) -> MidiReadResult:
+              legato_tolerance_s: float = LEGATO_TOLERANCE_S,
+              pedal: Mapping[int, Sequence[tuple[float, float]]] | None = None) -> MidiReadResult:
     """Read a MIDI file into monophonic voices (see the module docstring for every rule).
 
     Args:
@@ -113,6 +119,11 @@ def load_midi(path, instrument_override: str | None = None, program_map: Mapping
         pitch_offset: semitones added to every pitch.
         speed: tempo factor; times are divided by it (2.0 plays twice as fast).
         legato_tolerance_s: the largest overlap treated as legato inside one voice.
+        pedal: ``{track index (0-based): [(down_s, up_s), ...]}`` sustain-pedal intervals (seconds after
+            ``speed``). On tracks of chordal programs (those mapped to an instrument by pitch: pianos, organs,
+            guitars, ensembles, ...) they hold the notes before the split into voices, as on a piano
+            (:func:`~midi_ddsp.note_level.controllers.pedal_held_offsets`); other tracks are left to the
+            per-voice rule (:func:`~midi_ddsp.note_level.controllers.apply_sustain`).
 
     Raises:
         MidiReadError: missing, not a MIDI file, corrupt/truncated, empty or drum-only.
@@ -156,6 +167,11 @@ def load_midi(path, instrument_override: str | None = None, program_map: Mapping
                           f"{max(off_range) + int(pitch_offset)})")
         if not notes:
             continue
+        if pedal and pedal.get(t) and isinstance(PROGRAM_TABLE[track.program], tuple):
+            notes, n_held = _hold_pedal(notes, pedal[t])
+            if n_held:
+                report.append(f"{label}: the sustain pedal holds {n_held} note{'s' if n_held > 1 else ''} until it "
+                              f"lifts, as on a piano (held notes overlapping later ones take voices of their own)")
         voices, n_dup = _split(notes, legato_tolerance_s)
         if n_dup:
             report.append(f"{label}: {n_dup} duplicate note{'s' if n_dup > 1 else ''} (same pitch and onset) merged")
@@ -183,6 +199,15 @@ def load_midi(path, instrument_override: str | None = None, program_map: Mapping
                                 f"{-lo:+d} to {127 - hi:+d} keep them all)")
         raise MidiReadError(path, "empty", "the MIDI file has no notes")
     return MidiReadResult(sequences, report)
+
+
+def _hold_pedal(notes: list[Note], intervals: Sequence[tuple[float, float]]) -> tuple[list[Note], int]:
+    from midi_ddsp.note_level.controllers import pedal_held_offsets
+
+    new = pedal_held_offsets([n.pitch for n in notes], [n.onset_s for n in notes], [n.offset_s for n in notes],
+                             intervals)
+    held = [n if o == n.offset_s else replace(n, offset_s=float(o)) for n, o in zip(notes, new)]
+    return held, sum(o != n.offset_s for n, o in zip(notes, new))
 
 
 def split_voices(notes: Iterable[Note], legato_tolerance_s: float = LEGATO_TOLERANCE_S) -> list[list[Note]]:

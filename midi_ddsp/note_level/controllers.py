@@ -9,10 +9,14 @@ General-MIDI reset value changes nothing.
 controller                  effect
 ==========================  =============================================================================
 CC64 sustain (>= 64: down)  A note whose release falls while the pedal is down sounds on until the pedal
-                            comes up, but never past the next note of the same voice (a monophonic
-                            instrument cannot hold two notes): pedalled passages become legato. Applied to
-                            the notes before the expression model performs them, so the model sees the
-                            longer notes.
+                            comes up. On a track of a single-line instrument (the programs with a model
+                            of their own, winds and brass) never past the next note of the same voice (a
+                            monophonic instrument cannot hold two notes): pedalled passages become legato.
+                            On a track of a chordal instrument (piano, organ, guitar, ensembles, ...: the
+                            programs rendered by strings or brass chosen by pitch) as on a piano, until the
+                            same key is struck again, before the track is split into voices: held notes
+                            overlap the next ones and become voices of their own. Applied to the notes
+                            before the expression model performs them, so the model sees the longer notes.
 CC1 modulation              Scales the note's vibrato. With ``m = CC1 / 127``: ``m = 0`` no vibrato,
                             ``m = 0.5`` the vibrato the expression model chose (``v``), ``m = 1`` the
                             strongest vibrato of the corpus (control 1.0); linear in between
@@ -60,6 +64,15 @@ VIBRATO_TREND_S = 2.0 / 3.0  # Hann window whose first spectral null is at 3 Hz 
 
 
 # ---------------------------------------------------------------------------------------------- sustain
+def _pedal_up(off: np.ndarray, pedal_intervals: Sequence[tuple[float, float]]) -> np.ndarray:
+    """Per offset: the end of the pedal-down interval ``[down, up)`` it falls in, else the offset itself."""
+    iv = np.asarray(pedal_intervals, dtype=np.float64).reshape(-1, 2)
+    iv = iv[np.argsort(iv[:, 0])]
+    k = np.searchsorted(iv[:, 0], off, side="right") - 1  # the last interval that began at or before the offset
+    inside = (k >= 0) & (off < iv[np.maximum(k, 0), 1])
+    return np.where(inside, iv[np.maximum(k, 0), 1], off)
+
+
 def sustained_offsets(onsets_s, offsets_s, pedal_intervals: Sequence[tuple[float, float]]) -> np.ndarray:
     """Note offsets after the sustain pedal (seconds, float64 ``[n_notes]``; never shorter than before).
 
@@ -70,13 +83,25 @@ def sustained_offsets(onsets_s, offsets_s, pedal_intervals: Sequence[tuple[float
     off = np.asarray(offsets_s, dtype=np.float64).reshape(-1).copy()
     if not len(pedal_intervals) or off.size == 0:
         return off
-    iv = np.asarray(pedal_intervals, dtype=np.float64).reshape(-1, 2)
-    iv = iv[np.argsort(iv[:, 0])]
-    k = np.searchsorted(iv[:, 0], off, side="right") - 1  # the last interval that began at or before the offset
-    inside = (k >= 0) & (off < iv[np.maximum(k, 0), 1])
-    up = np.where(inside, iv[np.maximum(k, 0), 1], off)
     nxt = np.append(on[1:], np.inf)
-    return np.maximum(off, np.minimum(up, nxt))
+    return np.maximum(off, np.minimum(_pedal_up(off, pedal_intervals), nxt))
+
+
+def pedal_held_offsets(pitches, onsets_s, offsets_s, pedal_intervals: Sequence[tuple[float, float]]) -> np.ndarray:
+    """Note offsets after the sustain pedal on a chordal (piano-like) track, before it is split into voices:
+    a note whose offset lies in a pedal-down interval ``[down, up)`` is held to ``up``, but not past the
+    next onset of the same pitch (the key struck again). Seconds, float64 ``[n_notes]``; never shorter.
+    Notes in any order; they may overlap."""
+    pitch = np.asarray(pitches).reshape(-1)
+    on = np.asarray(onsets_s, dtype=np.float64).reshape(-1)
+    off = np.asarray(offsets_s, dtype=np.float64).reshape(-1).copy()
+    if not len(pedal_intervals) or off.size == 0:
+        return off
+    order = np.lexsort((on, pitch))                   # by pitch, then onset
+    nxt = np.full(on.size, np.inf)
+    same = pitch[order][1:] == pitch[order][:-1]
+    nxt[order[:-1][same]] = on[order][1:][same]
+    return np.maximum(off, np.minimum(_pedal_up(off, pedal_intervals), nxt))
 
 
 def apply_sustain(sequence: NoteSequence, pedal_intervals: Sequence[tuple[float, float]]) -> NoteSequence:
@@ -275,6 +300,6 @@ def steer_f0(f0_hz, frames: NoteFrames, bend_semitones=None, vibrato_scale=None)
     return semitones_to_hz(held + dev).astype(np.float32)
 
 
-__all__ = ["sustained_offsets", "apply_sustain", "expression_gain_db", "note_means", "note_max", "steer_volume",
+__all__ = ["sustained_offsets", "pedal_held_offsets", "apply_sustain", "expression_gain_db", "note_means", "note_max", "steer_volume",
            "hold_per_note", "frame_gain_db", "moving_average", "vibrato_from_modulation", "steer_vibrato",
            "rescale_vibrato", "held_pitch", "hz_to_semitones", "semitones_to_hz", "steer_f0", "MIN_GAIN_DB"]
