@@ -485,7 +485,7 @@ def evaluate(args) -> dict:
             timings["measure"] += time.perf_counter() - t
             if args.diagnose:
                 t = time.perf_counter()
-                lowest = float(tm.midi_to_hz(inst.low - 2))
+                lowest = inst.lowest_hz
                 ra = resynth_measured(ref, sr, f0_r, lowest)
                 fa, ca = track_f0(ra, sr, notes)
                 pa = note_profiles(ra, sr, fa, ca, notes)

@@ -20,6 +20,7 @@ from .synthesis.params import SynthParams
 
 F0_MARGIN_FRAMES = 64  # more than half the YIN frame (two periods of 30 Hz = 17 frames at 250 Hz)
 LOUDNESS_MARGIN_FRAMES = 8  # more than half the loudness FFT
+MEASURE_MARGIN_FRAMES = 130  # more than half measure_controls' longest window (0.25 s), a multiple of its steps
 
 
 def at_model_rate(audio: np.ndarray, sample_rate: int, model_rate: int) -> np.ndarray:
@@ -96,31 +97,48 @@ def analyze(model, audio: np.ndarray, sample_rate: int, instrument: str,
     return SynthParams.cat(pieces)
 
 
+def measure(model, audio: np.ndarray, sample_rate: int, instrument: str,
+            f0_hz: np.ndarray | None = None, window_s: float = 30.0) -> SynthParams:
+    """Audio -> synthesis parameters measured straight from its spectrum at ``f0_hz`` (estimated when not
+    given), no model: :func:`~midi_ddsp.synthesis.ddsp.inversion.measure_controls` with the instrument's
+    windows, exactly as the generator's training targets are made (``midi-ddsp dump-targets``), on windows
+    with margins (bounded memory; the same result as whole)."""
+    from .synthesis.ddsp.inversion import measure_controls
+
+    inst = model._instrument(instrument)
+    sr, fr, hop = model.sample_rate, model.frame_rate, model.hop
+    x = at_model_rate(audio, sample_rate, sr)
+    n_frames = -(-x.shape[0] // hop)
+    x = np.pad(x, (0, n_frames * hop - x.shape[0]))
+    if f0_hz is None:
+        f0_hz, _ = windowed_f0(x, sr, fr, n_frames)
+    f0 = np.asarray(f0_hz, dtype=np.float32).reshape(-1)[:n_frames]
+    f0 = np.pad(f0, (0, n_frames - f0.shape[0]), mode="edge")
+    n_harm, n_noise = model.synth.harmonic.n_harmonics, model.synth.noise.n_bands
+    amp, harm, noise = (np.zeros((n_frames, c), np.float32) for c in (1, n_harm, n_noise))
+    for a, b, ta, tb in _windows(n_frames, int(window_s * fr), MEASURE_MARGIN_FRAMES):
+        m = measure_controls(x[ta * hop:tb * hop], f0[ta:tb], sr, fr, n_harm, n_noise, lowest_hz=inst.lowest_hz)
+        amp[a:b, 0], harm[a:b], noise[a:b] = (v[a - ta:b - ta] for v in (m.amplitude, m.harmonic_distribution,
+                                                                          m.noise_magnitudes))
+    t = lambda v: torch.from_numpy(v)[None]  # noqa: E731
+    return SynthParams(t(f0[:, None]), t(amp), t(harm), t(noise), fr)
+
+
 def extract_performance(model, audio: np.ndarray, sample_rate: int, sequence: NoteSequence,
                         f0_hz: np.ndarray | None = None, params: SynthParams | None = None,
                         measured: bool = False) -> Performance:
     """The six normalised controls of ``sequence``'s notes read from audio (see
     :meth:`MidiDDSP.extract_performance`)."""
-    if params is None:
-        params = analyze(model, audio, sample_rate, sequence.instrument, f0_hz)
-    harmonics, noise = params.harmonic_distribution[0], params.noise_magnitudes[0]
     if measured:
-        from .synthesis.ddsp.features import measured_harmonic_distribution, measured_noise_magnitudes
-
-        sr, fr = model.sample_rate, model.frame_rate
-        x = at_model_rate(audio, sample_rate, sr)
-        f0 = params.f0_hz[0, :, 0].numpy()
-        # a window long enough to see between the harmonics of the lowest notes (see the docstring there)
-        voiced = f0[f0 > 0]
-        n_fft = 2048 if voiced.size and np.median(voiced) < 9 * sr / 1024 else 1024
-        measured_noise = measured_noise_magnitudes(x, f0, sr, fr, noise.shape[-1], n_fft=n_fft)
-        harmonics = torch.from_numpy(measured_harmonic_distribution(
-            x, f0, sr, fr, harmonics.shape[-1], noise_magnitudes=measured_noise))
-        noise = torch.from_numpy(measured_noise)
+        f0 = f0_hz if params is None else params.f0_hz[0, :, 0].numpy()
+        params = measure(model, audio, sample_rate, sequence.instrument, f0)
+    elif params is None:
+        params = analyze(model, audio, sample_rate, sequence.instrument, f0_hz)
     frames = notes_to_frames(sequence, params.n_frames, model.frame_rate)
-    raw = extract_controls(params.f0_hz[0], params.amplitude[0], harmonics, noise, frames)
+    raw = extract_controls(params.f0_hz[0], params.amplitude[0], params.harmonic_distribution[0],
+                           params.noise_magnitudes[0], frames)
     controls = model.normalizer.normalize(np.nan_to_num(raw, nan=0.0), sequence.instrument, clip=False)
     return Performance(sequence, controls)
 
 
-__all__ = ["analyze", "extract_performance", "windowed_f0", "windowed_loudness", "at_model_rate"]
+__all__ = ["analyze", "measure", "extract_performance", "windowed_f0", "windowed_loudness", "at_model_rate"]

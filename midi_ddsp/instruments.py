@@ -33,6 +33,11 @@ class Instrument:
     def in_range(self, pitch: int) -> bool:
         return self.low <= pitch <= self.high
 
+    @property
+    def lowest_hz(self) -> float:
+        """The lowest f0 spectral windows must resolve for this instrument: two semitones under ``low``, Hz."""
+        return 440.0 * 2 ** ((self.low - 2 - 69) / 12)
+
 
 INSTRUMENTS: tuple[Instrument, ...] = (
     Instrument(0, "violin", "vn", 40, 55, 100),

@@ -302,6 +302,29 @@ def test_measured_reextraction_reads_brightness_and_attack_from_the_audio(model)
     assert read["noisy"][attack_c] > read["dark"][attack_c] + 0.3
 
 
+def test_measured_parameters_are_the_training_targets_measurement_in_windows(model):
+    """``measure`` (the route of ``measured=True``) runs the training targets' model-free measurement on 8 s
+    windows with margins: on a 21 s tone with a vibrato, a swell and noise bursts it equals
+    ``measure_controls`` run on the whole signal with the instrument's windows."""
+    from midi_ddsp.extraction import measure
+    from midi_ddsp.instruments import by_name
+    from midi_ddsp.synthesis.ddsp.inversion import measure_controls
+
+    n = int(21 * FR)
+    t = np.arange(n) / FR
+    f0 = 300 * 2 ** (0.3 * np.sin(2 * np.pi * 5.5 * t) / 12)
+    params = tone_params(f0, 0.2 + 0.1 * np.sin(2 * np.pi * 0.3 * t))
+    params.noise_magnitudes[::97] = 10 ** (-40 / 20)
+    audio = model.audio(params, "violin", reverb=False, seed=0)[0]
+    got = measure(model, audio, SR, "violin", f0_hz=f0, window_s=8.0)
+    # (f0 as the parameters hold it, float32)
+    whole = measure_controls(audio, f0.astype(np.float32), SR, FR, 60, 65, lowest_hz=by_name("violin").lowest_hz)
+    for a, b in ((got.amplitude[0, :, 0], whole.amplitude), (got.harmonic_distribution[0], whole.harmonic_distribution),
+                 (got.noise_magnitudes[0], whole.noise_magnitudes)):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a.numpy(), b, rtol=1e-5, atol=1e-8)
+
+
 # --------------------------------------------------------------------------------------- checkpoints
 def test_checkpoint_errors_are_one_line(tmp_path, checkpoint_dir):
     with pytest.raises(CheckpointError, match="model folder not found"):

@@ -70,8 +70,7 @@ def measure_piece(features: dict, audio: np.ndarray, sample_rate: int, n_harmoni
     from ..synthesis.ddsp.inversion import measure_controls
 
     f0 = piece_f0(features).astype(np.float64)
-    inst = by_id(int(features["instrument_id"]))
-    lowest = 440.0 * 2 ** ((inst.low - 2 - 69) / 12)
+    lowest = by_id(int(features["instrument_id"])).lowest_hz
     m = measure_controls(audio, f0, sample_rate, frame_rate, n_harmonics, n_noise_bands, lowest_hz=lowest)
     return {"amplitude": m.amplitude, "harmonic_distribution": m.harmonic_distribution,
             "noise_magnitudes": m.noise_magnitudes, "f0_hz": f0.astype(np.float32)}
