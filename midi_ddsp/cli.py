@@ -15,13 +15,21 @@ from .errors import MidiDDSPError
 EXIT_USER_ERROR = 2
 
 
-def _add_level_args(p: argparse.ArgumentParser) -> None:
-    """``--loudness`` / ``--no-normalize`` (see :mod:`midi_ddsp.loudness`)."""
+def _add_level_args(p: argparse.ArgumentParser, fixed_gain: bool = False) -> None:
+    """``--loudness`` / ``--no-normalize`` (see :mod:`midi_ddsp.loudness`), and ``--gain-db`` with
+    ``fixed_gain``."""
     p.add_argument("--loudness", type=float, default=-16.0, metavar="LUFS",
                    help="output loudness, integrated LUFS (default -16; true peak kept <= -1 dBFS; one gain "
                         "for the mix and its stems)")
     p.add_argument("--no-normalize", action="store_true",
                    help="keep the models' raw level (only the mix's anti-clipping gain)")
+    if not fixed_gain:
+        return
+    p.add_argument("--gain-db", type=float, default=None, metavar="DB",
+                   help="a fixed gain (dB) on the models' raw output instead of loudness normalisation; every "
+                        "render prints the gain it applied: give it again to re-render an edited performance at "
+                        "exactly the same level (the file then changes only near the edit). Peaks over 0 dBFS "
+                        "are clipped, with a warning")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--export-performance", type=Path, metavar="FILE",
                    help="write the performance (notes + six controls per note) as CSV or JSON (by extension)")
     r.add_argument("--dry", action="store_true", help="no reverb (the dry synthesizer output)")
-    _add_level_args(r)
+    _add_level_args(r, fixed_gain=True)
     r.add_argument("--sample-rate", type=int, default=None, metavar="SR",
                    help="output sample rate in Hz (default: the model folder's rate; other rates are resampled)")
     r.add_argument("--checkpoint", type=Path, default=None, metavar="DIR",

@@ -40,25 +40,55 @@ def _warn_lines(messages) -> None:
         print(f"midi-ddsp: warning: {m}", file=sys.stderr)
 
 
-def _level_target(args) -> float | None:
-    """The output loudness asked for (LUFS), or None with ``--no-normalize``."""
+MAX_GAIN_DB = 120.0
+
+
+def _level_target(args) -> float | str | None:
+    """The output loudness asked for (LUFS), ``"fixed"`` with ``--gain-db``, or None with ``--no-normalize``."""
     from .loudness import check_target
 
+    gain_db = getattr(args, "gain_db", None)
+    if gain_db is not None:
+        if getattr(args, "no_normalize", False):
+            raise MidiDDSPError("--gain-db and --no-normalize exclude each other: give one")
+        if not (math.isfinite(gain_db) and abs(gain_db) <= MAX_GAIN_DB):
+            raise MidiDDSPError(f"--gain-db must be a number of dB within +-{MAX_GAIN_DB:g}, got {gain_db}")
+        return "fixed"
     return None if getattr(args, "no_normalize", False) else check_target(getattr(args, "loudness", -16.0))
 
 
-def _leveled(mix, stems, sample_rate: int, target: float | None):
-    """``(mix, stems, description)`` at the target loudness (one gain; :mod:`midi_ddsp.loudness`), or as they
-    are with ``target`` None."""
+def _leveled(mix, stems, sample_rate: int, target: float | str | None, raw_gain: float = 1.0,
+             gain_db: float | None = None):
+    """``(mix, stems, description)`` at the target loudness (one gain; :mod:`midi_ddsp.loudness`), as they
+    are with ``target`` None, or ``gain_db`` above the models' raw output (``mix / raw_gain``) with ``"fixed"``.
+    The description names the gain over the raw output, so that ``--gain-db`` can repeat it."""
+    import numpy as np
+
     from .loudness import Profile, describe, normalize
 
-    if target is None:
+    def over_raw(linear: float) -> str:
+        return f"gain {20 * math.log10(max(linear, 1e-12)):+.2f} dB"
+
+    if target is None or target == "fixed":
+        if target == "fixed":
+            g = np.float32(10 ** (gain_db / 20) / raw_gain)
+            for x in (mix, stems):
+                if x is not None:
+                    x *= g
+            peak = float(np.abs(mix).max()) if mix.size else 0.0
+            if peak > 1.0:
+                print(f"midi-ddsp: warning: --gain-db {gain_db:g} takes the peaks to {20 * math.log10(peak):+.1f} "
+                      f"dBFS: clipped (a lower --gain-db avoids it)", file=sys.stderr)
+                for x in (mix, stems):
+                    if x is not None:
+                        np.clip(x, -1.0, 1.0, out=x)
         prof = Profile.of(mix, sample_rate)
         lufs, tp = prof.lufs(), prof.true_peak()
-        raw = f"raw level {lufs:.1f} LUFS" if math.isfinite(lufs) else "raw level, silent"
-        return mix, stems, raw + (f", true peak {20 * math.log10(tp):.1f} dBFS" if tp > 0 else "")
+        head = f"{over_raw(10 ** (gain_db / 20))} (fixed), " if target == "fixed" else "raw level "
+        text = head + (f"{lufs:.1f} LUFS" if math.isfinite(lufs) else "silent")
+        return mix, stems, text + (f", true peak {20 * math.log10(tp):.1f} dBFS" if tp > 0 else "")
     mix, stems, level = normalize(mix, stems, sample_rate, target, copy=False)
-    return mix, stems, describe(level)
+    return mix, stems, describe(level) + f", {over_raw(level.gain.value * raw_gain)}"
 
 
 def _speed(audio_s: float, compute_s: float) -> str:
@@ -117,7 +147,8 @@ def render(args) -> int:
     _warn_lines(messages)
 
     sr = result.sample_rate
-    mix, stem_rows, level = _leveled(result.mix, result.stems if stems_dir is not None else None, sr, target)
+    mix, stem_rows, level = _leveled(result.mix, result.stems if stems_dir is not None else None, sr, target,
+                                     float(result.gain), args.gain_db)
     with OutputSet() as outputs:
         outputs.audio(out, mix, sr)
         if stems_dir is not None:

@@ -81,6 +81,27 @@ def test_edited_performance_changes_only_what_was_edited(capsys, tmp_path, check
     assert not np.array_equal(sf.read(tmp_path / "a.wav")[0], sf.read(tmp_path / "b.wav")[0])
 
 
+def test_fixed_gain_repeats_the_printed_gain_and_scales_the_raw_output(capsys, tmp_path, checkpoint_dir):
+    """A normalised render prints its gain over the raw output; ``--gain-db`` with that number writes the same
+    file (within the printed 0.01 dB and 16-bit rounding), and ``--gain-db -6`` is the raw render at half
+    amplitude."""
+    import re
+
+    mid = two_track_midi(tmp_path / "two.mid")
+    code, out, err = render(capsys, checkpoint_dir, mid, "-o", tmp_path / "norm.wav", "--seed", 3)
+    assert code == 0, err
+    gain = float(re.search(r"gain ([+-][0-9.]+) dB", out).group(1))
+    code, out, err = render(capsys, checkpoint_dir, mid, "-o", tmp_path / "fixed.wav", "--seed", 3, "--gain-db", gain)
+    assert code == 0, err
+    assert f"gain {gain:+.2f} dB (fixed)" in out
+    norm, fixed = sf.read(tmp_path / "norm.wav")[0], sf.read(tmp_path / "fixed.wav")[0]
+    assert np.abs(fixed - norm).max() <= 0.0012 * np.abs(norm).max() + 2 / 32768
+    render(capsys, checkpoint_dir, mid, "-o", tmp_path / "raw.wav", "--seed", 3, "--no-normalize")
+    render(capsys, checkpoint_dir, mid, "-o", tmp_path / "half.wav", "--seed", 3, "--gain-db", -20 * np.log10(2))
+    raw, half = sf.read(tmp_path / "raw.wav")[0], sf.read(tmp_path / "half.wav")[0]
+    np.testing.assert_allclose(half, raw / 2, atol=1.5 / 32768)
+
+
 def test_dry_flag_renders_the_dry_synthesizer_output(capsys, tmp_path, checkpoint_dir, model):
     mid = two_track_midi(tmp_path / "two.mid")
     code, _, err = render(capsys, checkpoint_dir, mid, "-o", tmp_path / "dry.wav", "--dry", "--seed", 2,
@@ -168,6 +189,9 @@ BAD_RENDERS = {
     "csv negative duration": (lambda t: ["--performance", _bad_csv(t, "negative duration"), "-o", t / "o.wav"],
                               "negative duration"),
     "bad speed": (lambda t: [two_track_midi(t / "m.mid"), "-o", t / "o.wav", "--speed", "0"], "--speed"),
+    "gain with no-normalize": (lambda t: [two_track_midi(t / "m.mid"), "-o", t / "o.wav", "--gain-db", "3",
+                                          "--no-normalize"], "exclude each other"),
+    "absurd gain": (lambda t: [two_track_midi(t / "m.mid"), "-o", t / "o.wav", "--gain-db", "1e9"], "--gain-db"),
 }
 
 
