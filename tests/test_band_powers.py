@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from midi_ddsp.synthesis.params import SynthParams, band_db_l1, band_powers
+from midi_ddsp.synthesis.params import SynthParams, band_db_l1, band_powers, ltas_db_l1
 from midi_ddsp.synthesis.synthesizer import Synthesizer
 
 SR, FR, FRAMES = 48000, 250.0, 250
@@ -58,3 +58,28 @@ def test_band_db_l1_sees_weak_upper_partials_and_passes_gradients():
     raised.harmonic_distribution.requires_grad_(True)
     band_db_l1(raised, base, SR).backward()
     assert raised.harmonic_distribution.grad.abs().sum() > 0
+
+
+def test_ltas_db_l1_weighs_bands_by_power_over_the_clip():
+    """A 1 kHz partial with a 8 kHz partial at -40 dB throughout (target) vs the 8 kHz partial at -20 dB in a
+    tenth of the frames only: the long-term 8 kHz band is 10 dB too loud (0.1 x 100 = 10x the target's
+    power), the 1 kHz band within 0.01 dB, all other bands empty in both; the loss is 10 dB over the
+    half-octave bands (44 Hz to Nyquist). Frame by frame the error is 20 dB in a tenth of the frames and the
+    floor elsewhere, which band_db_l1 weighs alike. The gradient reaches the harmonic distribution."""
+    n_bands = int(math.ceil(math.log2(SR / 2 / 44.0) * 2))
+    f0 = torch.full((1, FRAMES, 1), 1000.0)
+    amp = torch.full((1, FRAMES, 1), 0.5)
+    want_d = torch.zeros(1, FRAMES, 8)
+    want_d[..., 0], want_d[..., 7] = 1.0, 10 ** (-40 / 20)
+    got_d = torch.zeros(1, FRAMES, 8)
+    got_d[..., 0] = 1.0
+    got_d[:, ::10, 7] = 10 ** (-20 / 20)
+    got_d.requires_grad_(True)
+    noise = torch.zeros(1, FRAMES, 129)
+    want = SynthParams(f0, amp, want_d, noise, FR)
+    got = SynthParams(f0, amp, got_d, noise, FR)
+    loss = ltas_db_l1(got, want, SR)
+    assert 100 * loss.item() * n_bands == pytest.approx(10.0, abs=0.02)
+    assert ltas_db_l1(want, want, SR).item() == 0.0
+    loss.backward()
+    assert got_d.grad is not None and got_d.grad[..., 7].abs().sum() > 0

@@ -122,11 +122,12 @@ class SynthesisGenerator(nn.Module):
         n_instruments, instrument_dim: instrument embedding table.
         n_harmonics, n_noise_bands: synthesizer sizes.
         f0_hidden, f0_bins, f0_max_semitones, f0_block: f0 model sizes (see F0Model).
+        envelope_points: points of the partials' gain over frequency (heads.FrequencyEnvelope; 0: none).
     """
 
     def __init__(self, width: int = 128, n_instruments: int = 13, instrument_dim: int = 32,
                  n_harmonics: int = 60, n_noise_bands: int = 65, f0_hidden: int = 128, f0_bins: int = 401,
-                 f0_max_semitones: float = 4.0, f0_block: int = 5) -> None:
+                 f0_max_semitones: float = 4.0, f0_block: int = 5, envelope_points: int = 0) -> None:
         super().__init__()
         self.instrument = nn.Embedding(n_instruments, instrument_dim)
         self.pre = MLP(N_FRAME_FEATURES + instrument_dim, width, 2)
@@ -135,7 +136,7 @@ class SynthesisGenerator(nn.Module):
         self.f0_in = nn.Linear(2, width)
         self.timbre = DilatedConvStack(width, kernel_size=3, layers_per_stack=5, n_stacks=2)
         self.post = MLP(width, width, 1)
-        self.head = SynthParamsHead(width, n_harmonics, n_noise_bands)
+        self.head = SynthParamsHead(width, n_harmonics, n_noise_bands, envelope_points)
 
     def conditioning(self, inputs: GeneratorInputs) -> Tensor:
         inst = broadcast_time(self.instrument(inputs.instrument), inputs.n_frames)

@@ -147,6 +147,28 @@ def _noise_to_bands(n_noise: int, n_bands: int, sample_rate: float, lowest_hz: f
     return (overlap.clamp_min(0) / (hi - lo)[:, None]).float()
 
 
+def ltas_db_l1(got: SynthParams, want: SynthParams, sample_rate: float, floor_db: float = -100.0,
+               min_amplitude_db: float = -60.0) -> Tensor:
+    """Error of the long-term average spectrum of each clip: per half-octave band (:func:`band_powers`), the
+    power summed over the clip's sounding frames as ``10 log10`` of the clip's total, floored at ``floor_db``;
+    mean over bands and clips of ``|g_b - w_b| / |floor_db|``. Power-weighted where :func:`band_db_l1` weighs
+    every frame alike: a band a few loud frames over-fill (a bright attack, the top notes) counts here as a
+    listener hears it in the long-term spectrum. Frames whose target amplitude is below ``min_amplitude_db`` are
+    skipped."""
+    n = min(got.n_frames, want.n_frames)
+    g, w = got.frames(0, n), want.frames(0, n)
+    sounding = (amplitude_to_db(w.amplitude) > min_amplitude_db).to(g.amplitude.dtype)
+
+    def clip_db(p: SynthParams) -> Tensor:
+        power = (band_powers(p, sample_rate) * sounding).sum(1)
+        share = power / power.sum(-1, keepdim=True).clamp_min(1e-20)
+        return (10.0 * torch.log10(share.clamp_min(1e-20))).clamp_min(floor_db)
+
+    has = (sounding.sum(1) > 0).to(g.amplitude.dtype)
+    err = (clip_db(g) - clip_db(w)).abs().mean(-1, keepdim=True) / abs(floor_db)
+    return (err * has).sum() / has.sum().clamp_min(1.0)
+
+
 def band_db_l1(got: SynthParams, want: SynthParams, sample_rate: float, floor_db: float = -100.0,
                min_amplitude_db: float = -60.0) -> Tensor:
     """Error of the spectral envelope in half-octave bands (harmonics and noise together, :func:`band_powers`):

@@ -11,7 +11,7 @@ from ..note_level.notes import CONTROL_NAMES
 from ..synthesis.ddsp.functional import hz_to_midi
 from ..synthesis.ddsp.losses import MultiScaleSpectralLoss
 from ..synthesis.generator import GeneratorInputs, SynthesisGenerator
-from ..synthesis.params import SynthParams, band_db_l1, harmonic_db_l1, params_l1
+from ..synthesis.params import SynthParams, band_db_l1, harmonic_db_l1, ltas_db_l1, params_l1
 from ..synthesis.sizes import DEFAULT_SAMPLE_RATE
 from ..synthesis.synthesizer import Synthesizer
 from .rates import fill_rate_sizes, load_reverb_bank
@@ -34,7 +34,11 @@ class GeneratorTask(pl.LightningModule):
     adds :func:`~midi_ddsp.synthesis.params.harmonic_db_l1`, the harmonic profile's error in dB (weak
     partials, such as a bassoon's fundamental, count as much as strong ones) down to ``harmonic_db_floor`` dB;
     ``band_db_weight`` adds :func:`~midi_ddsp.synthesis.params.band_db_l1`, the half-octave spectral
-    envelope of harmonics and noise together (the bands where many weak partials or a noise floor add up).
+    envelope of harmonics and noise together (the bands where many weak partials or a noise floor add up);
+    ``ltas_db_weight`` adds :func:`~midi_ddsp.synthesis.params.ltas_db_l1`, the same bands power-summed over
+    each clip (its long-term spectrum, where a few loud frames weigh as they are heard).
+    ``envelope_points`` > 0 gives the partials a learned gain over frequency
+    (:class:`~midi_ddsp.synthesis.heads.FrequencyEnvelope`: resonances and top-end cuts fixed in Hz).
     ``spectral_weight`` 0 skips
     the synthesizer entirely (parameter-only training, several times faster at 48 kHz).
 
@@ -56,7 +60,7 @@ class GeneratorTask(pl.LightningModule):
                  consistency_weight: float = 0.0, counterfactual_p: float = 0.5,
                  consistency_controls: tuple[str, ...] = DIFFERENTIABLE_CONTROLS,
                  harmonic_db_weight: float = 0.0, harmonic_db_floor: float = -60.0,
-                 band_db_weight: float = 0.0) -> None:
+                 band_db_weight: float = 0.0, ltas_db_weight: float = 0.0, envelope_points: int = 0) -> None:
         super().__init__()
         self.save_hyperparameters()
         n_harmonics, n_noise_bands, reverb_length, fft_sizes = fill_rate_sizes(self.hparams)
@@ -65,7 +69,7 @@ class GeneratorTask(pl.LightningModule):
             raise ValueError(f"consistency_controls: {sorted(unknown)} cannot be measured differentiably; "
                              f"choose from {list(DIFFERENTIABLE_CONTROLS)}")
         self.model = SynthesisGenerator(width, n_instruments, instrument_dim, n_harmonics, n_noise_bands,
-                                        f0_hidden, f0_bins, f0_max_semitones, f0_block)
+                                        f0_hidden, f0_bins, f0_max_semitones, f0_block, envelope_points)
         self.synth = Synthesizer(n_harmonics, n_noise_bands, n_instruments, reverb_length)
         with torch.no_grad():                           # a near-dry room (-45 dB) unless initialize_from loads one
             self.synth.reverb.irs.mul_(0.1)
@@ -101,9 +105,11 @@ class GeneratorTask(pl.LightningModule):
                 out["harmonic_db"] = harmonic_db_l1(params, target, floor_db=hp.harmonic_db_floor)
             if hp.band_db_weight > 0:
                 out["band_db"] = band_db_l1(params, target, float(hp.sample_rate))
+            if hp.ltas_db_weight > 0:
+                out["ltas_db"] = ltas_db_l1(params, target, float(hp.sample_rate))
         total = (hp.f0_weight * out["f0_ce"] + hp.spectral_weight * out.get("spectral", 0.0)
                  + hp.param_weight * out.get("params_l1", 0.0) + hp.harmonic_db_weight * out.get("harmonic_db", 0.0)
-                 + hp.band_db_weight * out.get("band_db", 0.0))
+                 + hp.band_db_weight * out.get("band_db", 0.0) + hp.ltas_db_weight * out.get("ltas_db", 0.0))
         if hp.consistency_weight > 0 and "note_id" in batch:
             out["consistency"] = self.consistency_loss(inputs, batch["note_id"], batch["true_f0_hz"])
             total = total + hp.consistency_weight * out["consistency"]

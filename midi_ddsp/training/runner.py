@@ -61,6 +61,11 @@ def warm_start(task: pl.LightningModule, path: str) -> None:
                 state[name] = resize_head(state[name], (old[0], new[0]), (old[1], new[1]), (old[2], new[2]))
         print(f"warm start: {path} at {old[2]} Hz ({old[0]} harmonics, {old[1]} noise bands) -> {new[2]} Hz "
               f"({new[0]}, {new[1]}): output head mapped")
+    own = task.model.state_dict()
+    added = sorted(k for k in own if k.startswith("head.envelope.") and k not in state)
+    if added:  # a frequency envelope the exported network lacks starts at zero gain: the same network
+        print(f"warm start: {path} has no frequency envelope; it starts flat ({len(added)} tensors)")
+        state.update({k: own[k] for k in added})
     load_into(task.model, state, path)
 
 
