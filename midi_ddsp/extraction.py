@@ -66,6 +66,19 @@ def windowed_loudness(x: np.ndarray, sample_rate: int, frame_rate: float, n_fram
     return out
 
 
+def _audio_and_f0(model, audio: np.ndarray, sample_rate: int, f0_hz: np.ndarray | None):
+    """Mono float32 audio at the model's rate padded to whole frames, and its f0 ``[n_frames]`` Hz (the
+    given one cut or edge-padded to the frames, else tracked)."""
+    sr, fr, hop = model.sample_rate, model.frame_rate, model.hop
+    x = at_model_rate(audio, sample_rate, sr)
+    n_frames = -(-x.shape[0] // hop)
+    x = np.pad(x, (0, n_frames * hop - x.shape[0]))
+    if f0_hz is None:
+        f0_hz, _ = windowed_f0(x, sr, fr, n_frames)
+    f0 = np.asarray(f0_hz, dtype=np.float32).reshape(-1)[:n_frames]
+    return x, np.pad(f0, (0, n_frames - f0.shape[0]), mode="edge")
+
+
 def analyze(model, audio: np.ndarray, sample_rate: int, instrument: str,
             f0_hz: np.ndarray | None = None) -> SynthParams:
     """Audio -> synthesis parameters with the analysis model (see :meth:`MidiDDSP.analyze`)."""
@@ -75,13 +88,8 @@ def analyze(model, audio: np.ndarray, sample_rate: int, instrument: str,
 
     inst = model._instrument(instrument)
     sr, fr, hop = model.sample_rate, model.frame_rate, model.hop
-    x = at_model_rate(audio, sample_rate, sr)
-    n_frames = -(-x.shape[0] // hop)
-    x = np.pad(x, (0, n_frames * hop - x.shape[0]))
-    if f0_hz is None:
-        f0_hz, _ = windowed_f0(x, sr, fr, n_frames)
-    f0 = np.asarray(f0_hz, dtype=np.float32).reshape(-1)[:n_frames]
-    f0 = np.pad(f0, (0, n_frames - f0.shape[0]), mode="edge")
+    x, f0 = _audio_and_f0(model, audio, sample_rate, f0_hz)
+    n_frames = f0.shape[0]
     net = model.analysis_model
     rf = receptive_field(net)
     pieces = []
@@ -107,13 +115,8 @@ def measure(model, audio: np.ndarray, sample_rate: int, instrument: str,
 
     inst = model._instrument(instrument)
     sr, fr, hop = model.sample_rate, model.frame_rate, model.hop
-    x = at_model_rate(audio, sample_rate, sr)
-    n_frames = -(-x.shape[0] // hop)
-    x = np.pad(x, (0, n_frames * hop - x.shape[0]))
-    if f0_hz is None:
-        f0_hz, _ = windowed_f0(x, sr, fr, n_frames)
-    f0 = np.asarray(f0_hz, dtype=np.float32).reshape(-1)[:n_frames]
-    f0 = np.pad(f0, (0, n_frames - f0.shape[0]), mode="edge")
+    x, f0 = _audio_and_f0(model, audio, sample_rate, f0_hz)
+    n_frames = f0.shape[0]
     n_harm, n_noise = model.synth.harmonic.n_harmonics, model.synth.noise.n_bands
     amp, harm, noise = (np.zeros((n_frames, c), np.float32) for c in (1, n_harm, n_noise))
     for a, b, ta, tb in _windows(n_frames, int(window_s * fr), MEASURE_MARGIN_FRAMES):
