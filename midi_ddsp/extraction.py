@@ -132,11 +132,12 @@ def extract_performance(model, audio: np.ndarray, sample_rate: int, sequence: No
                         measured: bool = False) -> Performance:
     """The six normalised controls of ``sequence``'s notes read from audio (see
     :meth:`MidiDDSP.extract_performance`)."""
-    if measured:
-        f0 = f0_hz if params is None else params.f0_hz[0, :, 0].numpy()
-        params = measure(model, audio, sample_rate, sequence.instrument, f0)
-    elif params is None:
+    if params is None:
         params = analyze(model, audio, sample_rate, sequence.instrument, f0_hz)
+    if measured:
+        m = measure(model, audio, sample_rate, sequence.instrument, params.f0_hz[0, :, 0].numpy())
+        params = SynthParams(params.f0_hz, params.amplitude, m.harmonic_distribution, m.noise_magnitudes,
+                             params.frame_rate)
     frames = notes_to_frames(sequence, params.n_frames, model.frame_rate)
     raw = extract_controls(params.f0_hz[0], params.amplitude[0], params.harmonic_distribution[0],
                            params.noise_magnitudes[0], frames)

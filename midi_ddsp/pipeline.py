@@ -488,10 +488,11 @@ class MidiDDSP:
                             f0_hz: np.ndarray | None = None, params: SynthParams | None = None,
                             measured: bool = False) -> Performance:
         """Re-extract a Performance (normalised controls) of ``sequence`` from audio via the analysis model
-        (or from given ``params``). ``measured``: measure amplitude, harmonic distribution and noise straight
-        from the audio's spectrum at the f0 (``f0_hz``, the f0 of ``params``, or tracked), exactly as the
-        generator's training targets were measured (:func:`midi_ddsp.extraction.measure`), instead of through
-        the analysis model, which leans on what is typical of the instrument."""
+        (or from given ``params``). ``measured``: take the harmonic distribution (brightness) and the noise
+        (attack) straight from the audio's spectrum at that f0, exactly as the generator's training targets
+        were measured (:func:`midi_ddsp.extraction.measure`), instead of from the model, which leans on what
+        is typical of the instrument (the amplitude stays the model's: it follows the notes' volume better
+        on transcribed notes)."""
         return extraction.extract_performance(self, audio, sample_rate, sequence, f0_hz, params, measured)
 
     def analyze_recording(self, audio: np.ndarray, sample_rate: int, instrument: str, config=None,

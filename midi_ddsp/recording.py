@@ -17,8 +17,8 @@ Steps: the audio is resampled to the model's rate; f0 + periodicity
 semitones), A-weighted loudness and spectral-flux onset strength are measured on the model's 250 Hz frame grid;
 :func:`midi_ddsp.note_level.transcription.transcribe` segments the notes; the model's
 :meth:`~midi_ddsp.pipeline.MidiDDSP.extract_performance` measures the six controls of those notes from the
-same audio and f0 (``measured=True`` by default: amplitude, harmonics and noise measured from the spectrum
-as the generator's training targets are, :func:`midi_ddsp.extraction.measure`).
+same audio and f0 (``measured=True`` by default: harmonics and noise measured from the spectrum as the
+generator's training targets are, :func:`midi_ddsp.extraction.measure`).
 
 Bad input raises a one-line :class:`~midi_ddsp.errors.MidiDDSPError` (:class:`RecordingError`): empty,
 non-finite, shorter than :data:`MIN_DURATION_S`, silent (peak below :data:`SILENCE_DBFS`), or nothing pitched
@@ -255,8 +255,8 @@ def analyze_recording(model, audio, sample_rate: int, instrument: str, config: T
         audio: [samples] or [channels, samples] float, any ``sample_rate`` (Hz).
         instrument: the instrument playing (sets the f0 search range and the controls' normalisation).
         config: transcription thresholds (:class:`~midi_ddsp.note_level.transcription.TranscriptionConfig`).
-        measured: the synthesis parameters measured from the spectrum as the training targets are (else
-            read through the analysis model).
+        measured: brightness and attack from the harmonics and noise measured from the spectrum as the
+            training targets are (else read through the analysis model).
     Returns:
         The performance (normalised controls, notes in seconds of the input).
     Raises:
