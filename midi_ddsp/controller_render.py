@@ -7,7 +7,8 @@ their reset values), is not an exported performance and no fallback track is ask
 
 With controllers (:func:`apply_controllers`; the mapping is in :mod:`midi_ddsp.note_level.controllers`):
 
-1. sustain lengthens the notes, then the expression model performs them;
+1. sustain lengthens the notes (on chordal tracks before they are split into voices, so held notes take voices
+   of their own; :func:`pedal_intervals`), then the expression model performs them;
 2. CC1 sets each note's vibrato control; the generator samples the f0 (pass 1);
 3. pitch bend is added to that f0 and CC1's within-note shape rescales its vibrato; CC7/CC11 move the
    per-note volume controls; the generator predicts the timbre for the steered f0 and controls (pass 2,
