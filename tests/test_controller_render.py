@@ -153,6 +153,17 @@ def test_a_pedalled_piano_track_gains_voices(rmodel, tmp_path):
     assert len(plain.performances) == 1
 
 
+def test_exported_loudness_keeps_the_whole_documented_range():
+    """The 14-bit loudness lane holds every level from just above -63.5 dB to 0 dB within 0.002 dB (the
+    last half CC11 step, -63.5..-63 dB, lives in the fine part under a coarse 0); -63.5 dB and below read
+    as out of range."""
+    from midi_ddsp.io.midi_export import loudness_to_value, value_to_loudness
+
+    db = np.array([-63.45, -63.2, -63.0, -40.123, -0.3, 0.0])
+    np.testing.assert_allclose(value_to_loudness(loudness_to_value(db)), db, atol=0.002)
+    assert np.isnan(value_to_loudness(loudness_to_value(np.array([-63.5, -70.0])))).all()
+
+
 def test_export_reimport_render_round_trip(rmodel, tmp_path):
     src = write(tmp_path / "src.mid", [(40, 0, MELODY + [bend(0.3 + i / 50, -80 * i) for i in range(40)]
                                         + [cc(0.2 + 0.05 * i, 11, 50 + i) for i in range(40)]),

@@ -21,7 +21,8 @@ pitch bend             the f0 curve: deviation from the sounding note (rests: th
                        the start of the track (the smallest whole number of semitones >= 2 that holds the
                        curve, at most 24; larger deviations are clipped)
 CC11 + CC43 (14-bit)   the loudness curve: the harmonic amplitude in dB, ``dB = (value / 128 - 127) / 2``
-                       (CC11 127 = 0 dB, each CC11 step 0.5 dB, CC11 0 = "-63.5 dB or quieter"), per frame
+                       (CC11 127 = 0 dB, each CC11 step 0.5 dB, CC11 and CC43 both 0 = "-63.5 dB or
+                       quieter"; a DAW's CC11 0 alone, without a fine part after it, reads so too), per frame
                        where it changes
 =====================  ====================================================================================
 
@@ -91,9 +92,9 @@ def loudness_to_value(db) -> np.ndarray:
 
 
 def value_to_loudness(value) -> np.ndarray:
-    """14-bit CC11/CC43 value -> loudness dB (NaN for CC11 = 0: below the range)."""
+    """14-bit CC11/CC43 value -> loudness dB (NaN for value 0: -63.5 dB or below, out of the range)."""
     v = np.asarray(value, dtype=np.float64)
-    return np.where(v >= 128, (v / 128.0 - 127.0) * LOUDNESS_STEP_DB, np.nan)
+    return np.where(v >= 1, (v / 128.0 - 127.0) * LOUDNESS_STEP_DB, np.nan)
 
 
 def _channels(n: int) -> list[int]:
