@@ -147,6 +147,12 @@ def _noise_to_bands(n_noise: int, n_bands: int, sample_rate: float, lowest_hz: f
     return (overlap.clamp_min(0) / (hi - lo)[:, None]).float()
 
 
+def _share_db(power: Tensor, floor_db: float) -> Tensor:
+    """Each band's share of the last axis's total power, in dB, floored at ``floor_db``."""
+    share = power / power.sum(-1, keepdim=True).clamp_min(1e-20)
+    return (10.0 * torch.log10(share.clamp_min(1e-20))).clamp_min(floor_db)
+
+
 def ltas_db_l1(got: SynthParams, want: SynthParams, sample_rate: float, floor_db: float = -100.0,
                min_amplitude_db: float = -60.0) -> Tensor:
     """Error of the long-term average spectrum of each clip: per half-octave band (:func:`band_powers`), the
@@ -160,9 +166,7 @@ def ltas_db_l1(got: SynthParams, want: SynthParams, sample_rate: float, floor_db
     sounding = (amplitude_to_db(w.amplitude) > min_amplitude_db).to(g.amplitude.dtype)
 
     def clip_db(p: SynthParams) -> Tensor:
-        power = (band_powers(p, sample_rate) * sounding).sum(1)
-        share = power / power.sum(-1, keepdim=True).clamp_min(1e-20)
-        return (10.0 * torch.log10(share.clamp_min(1e-20))).clamp_min(floor_db)
+        return _share_db((band_powers(p, sample_rate) * sounding).sum(1), floor_db)
 
     has = (sounding.sum(1) > 0).to(g.amplitude.dtype)
     err = (clip_db(g) - clip_db(w)).abs().mean(-1, keepdim=True) / abs(floor_db)
@@ -181,9 +185,7 @@ def band_db_l1(got: SynthParams, want: SynthParams, sample_rate: float, floor_db
     g, w = got.frames(0, n), want.frames(0, n)
 
     def rel_db(p: SynthParams) -> Tensor:
-        power = band_powers(p, sample_rate)
-        share = power / power.sum(-1, keepdim=True).clamp_min(1e-20)
-        return (10.0 * torch.log10(share.clamp_min(1e-20))).clamp_min(floor_db)
+        return _share_db(band_powers(p, sample_rate), floor_db)
 
     sounding = (amplitude_to_db(w.amplitude) > min_amplitude_db).to(g.amplitude.dtype)
     err = (rel_db(g) - rel_db(w)).abs().mean(-1, keepdim=True) / abs(floor_db)
