@@ -211,9 +211,8 @@ def harmonic_oscillator(
 
         n_aud, n_full = max(n_audible_list[i0:i1]), min(n_full_list[i0:i1])
         if recurrence:
-            outputs.append(_recurrence_chunk(
-                radians, n_aud, n_full, amps_pad[:, c0:c1 + 1], w_amp, hop,
-                lambda h0, h1: _fade_gain(interp(f0_pad, w_lin), k[h0:h1], sample_rate, fade_start, True)))
+            outputs.append(_recurrence_chunk(radians, n_aud, amps_pad[:, c0:c1 + 1], f0_pad[:, c0:c1 + 1],
+                                             w_lin, w_amp, hop, sample_rate, fade_start))
             continue
         out = radians.new_zeros(batch, t1 - t0)
         for h0, h1 in ((0, n_full), (n_full, n_aud)):  # harmonics at full gain, then those in the fade
@@ -238,23 +237,38 @@ def harmonic_oscillator(
     return (audio, phase_offset) if return_phase else audio
 
 
-def _recurrence_chunk(radians: Tensor, n_aud: int, n_full: int, amps: Tensor, w_amp: Tensor, hop: int,
-                      fade) -> Tensor:
+def _recurrence_chunk(radians: Tensor, n_aud: int, amps: Tensor, f0: Tensor, w_lin: Tensor, w_amp: Tensor,
+                      hop: int, sample_rate: float, fade_start: float | None) -> Tensor:
     """One aligned chunk of the oscillator from recurrence sines: ``[B, T]``.
 
-    ``amps [B, c + 1, H]`` the frames of the chunk's ``c`` intervals and the next; ``fade(h0, h1)`` the
-    ``[B, T, h1 - h0]`` anti-alias gains of harmonics ``h0..h1-1``. The sines stay ``[B, h, T]`` (rows
-    of samples) and each interval's left/right frame amplitudes are applied by one batched matmul.
+    ``amps [B, c + 1, H]`` and ``f0 [B, c + 1]`` (Hz) the frames of the chunk's ``c`` intervals and the next;
+    ``w_lin [hop]`` the samples' positions between two frames, ``w_amp [hop]`` their amplitude crossfade
+    weights. The sines stay ``[B, h, T]`` (rows of samples)
+    and each interval's left/right frame amplitudes are applied by one batched matmul.
+
+    The anti-alias gain is 1 in an interval whose harmonic stays under the fade and 0 in one that stays at or
+    above Nyquist, so it is computed per sample only for the (interval, harmonic) pairs that touch the fade
+    band (a few per interval); the others are kept or zeroed in the interval's amplitude pair.
     """
     batch, length = radians.shape
     c = length // hop
     if n_aud <= 0:
         return radians.new_zeros(batch, length)
     rows = _recurrence_sines(radians, n_aud)
-    if n_full < n_aud:
-        rows[:, n_full:n_aud] *= fade(n_full, n_aud).transpose(1, 2)
     signed = amps[:, :, :n_aud] * _recurrence_signs(n_aud, amps.dtype, amps.device)
     pair = torch.stack([signed[:, :c], signed[:, 1:c + 1]], 2)  # [B, c, 2, h]
+    nyquist = sample_rate / 2.0
+    full_below = nyquist if fade_start is None else min(fade_start, 1.0) * nyquist
+    k = torch.arange(1, n_aud + 1, dtype=f0.dtype, device=f0.device)
+    lo = torch.minimum(f0[:, :c], f0[:, 1:c + 1])[..., None] * k  # [B, c, h] lowest / highest frequency of
+    hi = torch.maximum(f0[:, :c], f0[:, 1:c + 1])[..., None] * k  # each harmonic in each interval, Hz
+    above = lo >= nyquist
+    pair.masked_fill_(above[:, :, None, :], 0.0)
+    b, i, h = torch.nonzero((hi >= full_below) & ~above, as_tuple=True)
+    if b.numel():
+        freq = torch.lerp(f0[b, i, None], f0[b, i + 1, None], w_lin.to(f0.dtype)) * k[h, None]  # [P, hop] Hz
+        view = rows.view(batch, n_aud, c, hop)
+        view[b, h, i] = view[b, h, i] * nyquist_gain(freq, sample_rate, fade_start)
     ends = pair @ rows.view(batch, n_aud, c, hop).permute(0, 2, 1, 3)  # [B, c, 2, hop]
     return torch.lerp(ends[:, :, 0], ends[:, :, 1], w_amp).reshape(batch, length)
 
