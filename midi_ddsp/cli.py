@@ -55,6 +55,10 @@ def _parser() -> argparse.ArgumentParser:
                         "instead of the MIDI file's notes and the expression model (the MIDI file is not read)")
     r.add_argument("--export-performance", type=Path, metavar="FILE",
                    help="write the performance (notes + six controls per note) as CSV or JSON (by extension)")
+    r.add_argument("--keep-performance", type=Path, metavar="FILE",
+                   help="with a MIDI file: its notes that stand in this performance file (same instrument, pitch, "
+                        "velocity and times within 1 ms) keep their controls there; the expression model "
+                        "performs only the others, so an edited MIDI file re-renders only near its edits")
     r.add_argument("--dry", action="store_true", help="no reverb (the dry synthesizer output)")
     _add_level_args(r, fixed_gain=True)
     r.add_argument("--sample-rate", type=int, default=None, metavar="SR",

@@ -226,11 +226,11 @@ def render_midi(model, path, instrument: str | None = None, pitch_offset: int = 
                 temperature: float = 1.0, seed: int = 0, reverb: bool = True, impulse_response=None,
                 top_p: float = 0.95, keep_params: bool = True, progress: bool | None = None,
                 controllers: bool = True, fallback_soundfont=None, program_map=None,
-                sample_rate: int | None = None, stems: bool = True) -> RenderResult:
+                sample_rate: int | None = None, stems: bool = True, keep=None) -> RenderResult:
     """A MIDI file -> audio with its controllers, an exported performance, and/or the soundfont fallback.
 
     Args:
-        model: a MidiDDSP; path: the ``.mid``; instrument ... progress: as :meth:`MidiDDSP.render`.
+        model: a MidiDDSP; path: the ``.mid``; instrument ... progress, keep: as :meth:`MidiDDSP.render`.
         controllers: follow pitch bend, CC1/7/11/64 and read exported performance files (False: ignore them,
             ``--ignore-controllers``).
         fallback_soundfont: None (drums skipped, other programs mapped to the models, as before), ``"auto"``
@@ -248,7 +248,7 @@ def render_midi(model, path, instrument: str | None = None, pitch_offset: int = 
     path = Path(path)
     kwargs = dict(instrument=instrument, pitch_offset=pitch_offset, speed=speed, temperature=temperature, seed=seed,
                   reverb=reverb, impulse_response=impulse_response, top_p=top_p, keep_params=keep_params,
-                  progress=progress)
+                  progress=progress, keep=keep)
     fb_tracks = []
     if fallback_soundfont is not None:
         sampler.check_sampler(fallback_soundfont)
@@ -292,7 +292,7 @@ def render_midi(model, path, instrument: str | None = None, pitch_offset: int = 
                                       top_p, progress)
         elif use_ctrl:
             voices = sustain_voices(voices, events, file_end_s(path, speed))
-            perf0 = model.perform(voices, temperature, seed)
+            perf0 = model.perform(voices, temperature, seed, keep)
             steered = apply_controllers(model, perf0, events, temperature, seed, top_p, progress=progress)
         else:
             steered = None

@@ -52,6 +52,7 @@ from .instruments import INSTRUMENTS, Instrument, by_name
 from .model_folder import (ANALYSIS_FILE, DEFAULT_CHECKPOINTS, GENERATOR_FILE, PERFORMANCE_FILE, TRANSFER_FILE,
                            ModelFolder, load_folder)
 from .note_level.expression import ControlNormalizer
+from .note_level.editing import keep_controls
 from .note_level.notes import NoteSequence, Performance
 from .rendering import (MIX_PEAK, TAIL_FADE_S, SynthWorker, VoiceBank, fade_out, ir_decay_s, mix_stems, peak_abs,
                         noise_excitation, tail_end, torch_threads)
@@ -163,10 +164,12 @@ class MidiDDSP:
 
     # ------------------------------------------------------------------------------ level 1: performance
     def perform(self, voices: Sequence[NoteSequence] | NoteSequence, temperature: float = 1.0,
-                seed: int | None = 0) -> list[Performance]:
+                seed: int | None = 0, keep: Sequence[Performance] | None = None) -> list[Performance]:
         """Notes -> Performances (six expression controls per note) from the expression prior.
 
-        ``temperature`` 0 gives the most likely performance; voice ``i`` uses seed ``seed + i``.
+        ``temperature`` 0 gives the most likely performance; voice ``i`` uses seed ``seed + i``. ``keep``: an
+        earlier performance of (nearly) the same notes: every note found in it keeps its controls there
+        (:func:`~midi_ddsp.note_level.editing.keep_controls`), so only new or edited notes are performed anew.
         """
         if isinstance(voices, NoteSequence):
             voices = [voices]
@@ -179,7 +182,8 @@ class MidiDDSP:
         from .performance.sampling import predict_performances
 
         with torch.inference_mode(), torch_threads(1):  # note-by-note sampling: small ops, one thread is fastest
-            return predict_performances(self.performance_model, list(voices), float(temperature), seed)
+            performed = predict_performances(self.performance_model, list(voices), float(temperature), seed)
+        return performed if keep is None else keep_controls(performed, list(keep))[0]
 
     # -------------------------------------------------------------------------- level 2: synthesis params
     def tail_s(self, instruments: Sequence[str] = (), impulse_response=None) -> float:
@@ -285,7 +289,7 @@ class MidiDDSP:
                temperature: float = 1.0, seed: int = 0, reverb: bool = True, impulse_response=None,
                top_p: float = 0.95, keep_params: bool | str = True, progress: bool | None = None,
                parallel: bool | None = None, sample_rate: int | None = None, stems: bool = True,
-               voice_keys: Sequence[int] | None = None) -> RenderResult:
+               voice_keys: Sequence[int] | None = None, keep: Sequence[Performance] | None = None) -> RenderResult:
         """MIDI file, performance file (.csv/.json), Performances, NoteSequences or a read
         :class:`~midi_ddsp.sources.Source` -> audio.
 
@@ -306,10 +310,13 @@ class MidiDDSP:
                 ``[0, samples]``; saves 4 bytes per sample per voice on long pieces).
             voice_keys: the integer each voice's f0 and noise draws are keyed to (default: its position), so
                 that some voices of a piece rendered alone sound as they do in the whole render.
+            keep: an earlier performance of these notes (e.g. the one exported before editing the MIDI file):
+                notes found in it keep its controls, only the others are performed (see :meth:`perform`).
         """
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        performances, messages = self._prepare(source, instrument, pitch_offset, speed, temperature, seed, timings)
+        performances, messages = self._prepare(source, instrument, pitch_offset, speed, temperature, seed, timings,
+                                               keep)
         n_frames = self.n_frames_for(performances, impulse_response)
         rows_out = _Rows(len(performances), n_frames * self.hop, mixed=not stems)
         pieces: list[list[SynthParams]] | None = [[] for _ in performances] if keep_params else None
@@ -384,7 +391,7 @@ class MidiDDSP:
         """Sample of the last note offset: renders are trimmed after it (see :func:`.rendering.tail_end`)."""
         return int(math.ceil(max((p.sequence.end_s for p in performances), default=0.0) * self.sample_rate))
 
-    def _prepare(self, source, instrument, pitch_offset, speed, temperature, seed, timings
+    def _prepare(self, source, instrument, pitch_offset, speed, temperature, seed, timings, keep=None
                  ) -> tuple[list[Performance], list[str]]:
         """Source -> performances (the expression model performs notes that come without) and warnings,
         emitted as :class:`MidiDDSPWarning`."""
@@ -399,7 +406,7 @@ class MidiDDSP:
         performances = src.performances
         if performances is None:
             t = time.perf_counter()
-            performances = self.perform(src.voices, temperature, seed)
+            performances = self.perform(src.voices, temperature, seed, keep)
             timings["perform"] = time.perf_counter() - t
         _emit(messages)
         return performances, messages

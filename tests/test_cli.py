@@ -81,6 +81,29 @@ def test_edited_performance_changes_only_what_was_edited(capsys, tmp_path, check
     assert not np.array_equal(sf.read(tmp_path / "a.wav")[0], sf.read(tmp_path / "b.wav")[0])
 
 
+def test_keep_performance_keeps_the_controls_of_the_notes_an_edit_left_alone(capsys, tmp_path, checkpoint_dir):
+    """Render, export the performance, edit one note of the MIDI file, re-render with ``--keep-performance``:
+    the exported controls of every other note are those of the first render, the edited note's are new."""
+    from midi_ddsp.io.performance_files import load_performances
+
+    first = write_midi(tmp_path / "first.mid", [(40, False, MELODY), (42, False, BASS)])
+    edited_melody = [(p + 3, s, e) if i == 2 else (p, s, e) for i, (p, s, e) in enumerate(MELODY)]
+    edited = write_midi(tmp_path / "edited.mid", [(40, False, edited_melody), (42, False, BASS)])
+    code, _, err = render(capsys, checkpoint_dir, first, "-o", tmp_path / "a.wav", "--seed", 4,
+                          "--export-performance", tmp_path / "a.csv")
+    assert code == 0, err
+    for keep, name in ((True, "b"), (False, "c")):
+        extra = ["--keep-performance", tmp_path / "a.csv"] if keep else []
+        code, _, err = render(capsys, checkpoint_dir, edited, "-o", tmp_path / f"{name}.wav", "--seed", 4,
+                              "--export-performance", tmp_path / f"{name}.csv", *extra)
+        assert code == 0, err
+    a, b, c = (load_performances(tmp_path / f"{x}.csv") for x in "abc")
+    assert np.array_equal(a[1].controls, b[1].controls)  # the bass: untouched
+    same = np.all(a[0].controls == b[0].controls, axis=1)
+    assert list(same) == [True, True, False, True]
+    assert not np.all(a[0].controls == c[0].controls, axis=1)[[1, 3]].all()  # without it, neighbours move
+
+
 def test_fixed_gain_repeats_the_printed_gain_and_scales_the_raw_output(capsys, tmp_path, checkpoint_dir):
     """A normalised render prints its gain over the raw output; ``--gain-db`` with that number writes the same
     file (within the printed 0.01 dB and 16-bit rounding), and ``--gain-db -6`` is the raw render at half
@@ -192,6 +215,10 @@ BAD_RENDERS = {
     "gain with no-normalize": (lambda t: [two_track_midi(t / "m.mid"), "-o", t / "o.wav", "--gain-db", "3",
                                           "--no-normalize"], "exclude each other"),
     "absurd gain": (lambda t: [two_track_midi(t / "m.mid"), "-o", t / "o.wav", "--gain-db", "1e9"], "--gain-db"),
+    "keep with performance": (lambda t: ["--performance", _bad_csv(t, "ok"), "--keep-performance",
+                                         _bad_csv(t, "ok"), "-o", t / "o.wav"], "goes with a MIDI file"),
+    "keep file missing": (lambda t: [two_track_midi(t / "m.mid"), "--keep-performance", t / "no.csv", "-o",
+                                     t / "o.wav"], "no such file"),
 }
 
 

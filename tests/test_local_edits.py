@@ -238,3 +238,55 @@ def test_editing_a_midi_note_re_performs_and_re_renders_only_near_it(trained_mod
     diff = np.abs(a.mix[:n] - b.mix[:n])
     assert outside.any() and diff[outside].max(initial=0.0) < TOL, f"{diff[outside].max():.2e}"
     assert diff[int(old.onset_s * sr):int((old.offset_s + 0.3) * sr)].max() > 10 * TOL
+
+
+@pytest.mark.parametrize("voice,note,edit", [(0, 8, "pitch"), (2, 12, "move"), (1, 6, "velocity")])
+def test_an_edited_midi_note_with_the_earlier_performance_kept_changes_the_audio_only_near_it(
+        trained_model, voice, note, edit):
+    """With ``keep`` (``render --keep-performance``) the notes found in the first render's performance keep
+    their controls: only the edited note is performed anew, and the audio differs only within 3 s before its
+    onset and 4 s after its offset (the same bound as an edit in the CSV)."""
+    m = trained_model
+    voices = _chorale_start(m)
+    old = voices[voice].notes[note]
+    new = {"pitch": Note(old.pitch + 2, old.onset_s, old.offset_s, old.velocity),
+           "move": Note(old.pitch, old.onset_s + 0.08, old.offset_s, old.velocity),
+           "velocity": Note(old.pitch, old.onset_s, old.offset_s, 30)}[edit]
+    edited = list(voices)
+    edited[voice] = NoteSequence(tuple(new if i == note else n for i, n in enumerate(voices[voice].notes)),
+                                 voices[voice].instrument, voices[voice].name)
+    a = m.render(voices, seed=0, progress=False)
+    b = m.render(edited, seed=0, progress=False, keep=a.performances)
+    for v in range(len(voices)):  # every other note kept its controls; the edited one was performed anew
+        same = np.all(a.performances[v].controls == b.performances[v].controls, axis=1)
+        assert same.all() if v != voice else (not same[note] and np.delete(same, note).all())
+    assert a.gain == 1.0 and b.gain == 1.0
+    sr = a.sample_rate
+    lo, hi = min(old.onset_s, new.onset_s) - BEFORE_S, max(old.offset_s, new.offset_s) + AFTER_S
+    n = min(a.mix.shape[0], b.mix.shape[0])
+    outside = np.ones(n, bool)
+    outside[max(int(lo * sr), 0):max(min(int(hi * sr), n), 0)] = False
+    diff = np.abs(a.mix[:n] - b.mix[:n])
+    assert outside.any() and diff[outside].max(initial=0.0) < TOL, f"{diff[outside].max():.2e}"
+    assert diff[int(old.onset_s * sr):int((old.offset_s + 0.3) * sr)].max() > 10 * TOL
+    # without ``keep`` the neighbours are re-performed (so this test's bound is the option's doing)
+    c = m.render(edited, seed=0, progress=False)
+    assert sum(int(np.any(a.performances[voice].controls[i] != c.performances[voice].controls[i]))
+               for i in range(len(voices[voice]))) > 1
+
+
+def test_keep_controls_matches_notes_by_instrument_pitch_velocity_and_time():
+    from midi_ddsp.note_level import keep_controls
+
+    seq = NoteSequence((Note(60, 0.0, 0.5, 90), Note(62, 0.5, 1.0, 90), Note(64, 1.0, 1.5, 90)), "flute", "a")
+    prev = Performance(seq, np.full((3, 6), 0.25))
+    moved = NoteSequence((Note(60, 0.0, 0.5, 90), Note(62, 0.5004, 1.0, 90), Note(64, 1.0, 1.5, 70)), "flute")
+    fresh = Performance(moved, np.full((3, 6), 0.75))
+    out, kept = keep_controls([fresh], [prev])
+    assert kept == 2 and np.array_equal(out[0].controls[:, 0], [0.25, 0.25, 0.75])  # velocity edit: performed
+    out, kept = keep_controls([Performance(NoteSequence(moved.notes, "oboe"), np.full((3, 6), 0.75))], [prev])
+    assert kept == 0  # another instrument's notes are not this one's
+    # a voice index that changed: found in another voice of the earlier performance
+    other = Performance(NoteSequence((Note(40, 0.0, 2.0, 90),), "flute"), np.full((1, 6), 0.5))
+    out, kept = keep_controls([fresh], [other, prev])
+    assert kept == 2 and out[0].controls[0, 0] == 0.25

@@ -14,7 +14,7 @@ Example::
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -39,4 +39,40 @@ def map_control(performance: Performance, name: str, fn: Callable[[Note, float],
     return performance.with_controls(controls)
 
 
-__all__ = ["select_notes", "set_control", "scale_control", "map_control"]
+def _note_keys(performance: Performance, resolution_s: float) -> list[tuple]:
+    inst = performance.instrument
+    return [(inst, n.pitch, n.velocity, round(n.onset_s / resolution_s), round(n.offset_s / resolution_s))
+            for n in performance.notes]
+
+
+def keep_controls(performances: Sequence[Performance], previous: Sequence[Performance],
+                  resolution_s: float = 1e-3) -> tuple[list[Performance], int]:
+    """Give every note that also stands in ``previous`` its controls there.
+
+    A note matches a previous note of the same instrument, pitch and velocity whose onset and offset round
+    to the same ``resolution_s`` (seconds); notes of the same voice index are preferred, then any voice. So
+    re-rendering an edited MIDI file with the performance exported from the first render
+    (``keep=previous``) changes the controls of the edited notes only.
+
+    Returns:
+        (the performances with the kept controls, the number of notes that kept theirs).
+    """
+    pool: dict[tuple, list[np.ndarray]] = {}
+    for prev in previous:
+        for key, c in zip(_note_keys(prev, resolution_s), prev.controls):
+            pool.setdefault(key, []).append(c)
+    out, kept = [], 0
+    for v, perf in enumerate(performances):
+        own = dict(zip(_note_keys(previous[v], resolution_s), previous[v].controls)) if v < len(previous) else {}
+        controls = np.array(perf.controls)
+        for i, key in enumerate(_note_keys(perf, resolution_s)):  # per note: a dictionary lookup
+            found = own.get(key)
+            if found is None and pool.get(key):
+                found = pool[key][0]
+            if found is not None:
+                controls[i], kept = found, kept + 1
+        out.append(perf.with_controls(controls))
+    return out, kept
+
+
+__all__ = ["select_notes", "set_control", "scale_control", "map_control", "keep_controls"]
