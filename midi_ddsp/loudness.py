@@ -133,6 +133,16 @@ class Gain:
         c = self.curve
         return np.maximum(c, np.maximum(np.r_[c[:1], c[:-1]], np.r_[c[1:], c[-1:]]) * 0.5 + c * 0.5) * self.value
 
+    def flat_blocks(self, n_blocks: int, reach: int = 1) -> np.ndarray:
+        """``[n_blocks]``: the gain of each block where it is one constant over the block and ``reach`` blocks
+        either side (the curve equal from ``reach + 1`` blocks before to ``reach + 1`` after: the samples there
+        interpolate between those centres), NaN where it changes."""
+        if self.curve is None:
+            return np.full(n_blocks, float(self.value))
+        c, width = self.curve, 2 * (reach + 1) + 1
+        flat = _running(np.max, c, width) == _running(np.min, c, width)
+        return np.where(flat, c * self.value, np.nan)
+
     def apply_(self, x: np.ndarray) -> np.ndarray:
         """Scale ``x [..., samples]`` in place (chunk by chunk) and return it."""
         if self.curve is None:
@@ -219,29 +229,37 @@ class Profile:
 
     def peaks(self, threshold: float, gain: Gain | None = None) -> np.ndarray:
         """Per-block true peaks of ``audio * gain`` ``[blocks]``: exact wherever the bound (times the gain's
-        block maximum) exceeds ``threshold``, the bound elsewhere (so never below the true value). Exact
-        values of the plain signal are kept for the next call."""
+        block maximum) exceeds ``threshold``, the bound elsewhere (so never below the true value). Where the
+        gain is constant over a block and the interpolator's reach, the true peak is that constant times the
+        plain signal's (the interpolation is linear); exact values of the plain signal are kept for later calls,
+        so only blocks where the gain changes are interpolated again."""
         out = self.bound * (1.0 if gain is None else gain.block_max())
         todo = np.flatnonzero(out > threshold)
-        if gain is None:
+        reach = -(-_MARGIN // self.block)  # blocks the interpolator reaches into on each side
+        scale = np.ones(self.bound.size) if gain is None else gain.flat_blocks(self.bound.size, reach)
+        flat, varying = todo[~np.isnan(scale[todo])], todo[np.isnan(scale[todo])]
+        if flat.size:
             if self._exact is None:
                 self._exact = np.full(self.bound.size, np.nan)
-            known = todo[~np.isnan(self._exact[todo])]
-            out[known] = self._exact[known]
-            todo = todo[np.isnan(self._exact[todo])]
-        if todo.size:
-            # runs of blocks (gaps of up to RUN_GAP blocks bridged: fewer, longer calls), in pieces of <= CHUNK
-            breaks = np.flatnonzero(np.diff(todo) > RUN_GAP)
-            per = max(1, CHUNK // self.block)
-            for s, e in zip(todo[np.r_[0, breaks + 1]], todo[np.r_[breaks, todo.size - 1]] + 1):
-                for b0 in range(int(s), int(e), per):
-                    b1 = min(int(e), b0 + per)
-                    lo, hi = b0 * self.block, min(self.n, b1 * self.block)
-                    tp = _true_peak_run(self.audio, lo, hi, gain)
-                    out[b0:b1] = np.maximum.reduceat(tp, np.arange(0, hi - lo, self.block))
-                    if gain is None:
-                        self._exact[b0:b1] = out[b0:b1]
+            missing = flat[np.isnan(self._exact[flat])]
+            self._exact_into(self._exact, missing, None)
+            out[flat] = self._exact[flat] * scale[flat]
+        self._exact_into(out, varying, gain)
         return out
+
+    def _exact_into(self, out: np.ndarray, blocks: np.ndarray, gain: Gain | None) -> None:
+        """Exact true peaks of ``audio * gain`` for the (sorted) ``blocks``, written into ``out``."""
+        if not blocks.size:
+            return
+        # runs of blocks (gaps of up to RUN_GAP blocks bridged: fewer, longer calls), in pieces of <= CHUNK
+        breaks = np.flatnonzero(np.diff(blocks) > RUN_GAP)
+        per = max(1, CHUNK // self.block)
+        for s, e in zip(blocks[np.r_[0, breaks + 1]], blocks[np.r_[breaks, blocks.size - 1]] + 1):
+            for b0 in range(int(s), int(e), per):
+                b1 = min(int(e), b0 + per)
+                lo, hi = b0 * self.block, min(self.n, b1 * self.block)
+                tp = _true_peak_run(self.audio, lo, hi, gain)
+                out[b0:b1] = np.maximum.reduceat(tp, np.arange(0, hi - lo, self.block))
 
     def true_peak(self, gain: Gain | None = None) -> float:
         """True peak (linear) of ``audio * gain``: exact, computed on the blocks that could hold it."""

@@ -54,6 +54,30 @@ def test_limiter_reaches_target_under_the_ceiling_and_reports_what_it_wrote():
     assert measured == pytest.approx(-14.0, abs=0.1) or level.peak_limited
 
 
+@pytest.mark.parametrize("sr", [8000, 48000])  # blocks shorter and longer than the interpolator's reach
+def test_block_true_peaks_under_a_gain_curve_equal_the_interpolated_gained_signal(sr):
+    """Where the limiter's curve is constant, block true peaks are taken as that gain times the plain
+    signal's (linearity); where it changes they are interpolated again. Both must equal scipy's 4x
+    interpolation of the gained signal itself, block by block."""
+    from midi_ddsp.loudness import Gain
+
+    x = music_like(sr, 4.0, 3)
+    prof = Profile.of(x, sr)
+    prof.peaks(0.0)  # the plain signal's exact peaks, cached
+    n_blocks = prof.bound.size
+    curve = np.ones(n_blocks)
+    curve[n_blocks // 3:n_blocks // 2] = np.linspace(1.0, 0.3, n_blocks // 2 - n_blocks // 3)  # varying
+    curve[n_blocks // 2:2 * n_blocks // 3] = 0.3  # flat below 1
+    gain = Gain(1.7, curve, prof.block)
+    got = prof.peaks(0.0, gain)
+    y = x.astype(np.float64) * gain.samples(0, x.size)
+    up = np.abs(resample_poly(y, 4, 1))
+    per_sample = np.maximum(np.abs(y), up.reshape(-1, 4).max(1))
+    want = np.maximum.reduceat(per_sample, np.arange(0, x.size, prof.block))
+    inner = slice(2, n_blocks - 2)  # the signal's two ends: scipy pads differently
+    np.testing.assert_allclose(got[inner], want[inner], rtol=1e-6)
+
+
 def test_normalize_in_place_scales_stems_like_the_mix():
     sr = 16000
     stems = np.stack([music_like(sr, 3.0, 1), 0.5 * music_like(sr, 3.0, 2)])
