@@ -208,9 +208,10 @@ def render_reference(mid: str, sample_rate: int, soundfont: str = REFERENCE_SOUN
 
 
 def render_ours(model, mid: str, instrument: str, sample_rate: int, reverb: bool, ref: np.ndarray | None = None,
-                seed: int = 0) -> np.ndarray:
-    """The model's render of ``mid``: expression from the model's prior, or, given the reference audio
-    ``ref``, the reference's own expression (each voice's six controls measured from it, ``measured=True``)."""
+                seed: int = 0, prior_temperature: float | None = None) -> np.ndarray:
+    """The model's render of ``mid``: expression from the model's prior (sampled at ``prior_temperature``
+    when given, else at the render's temperature 1), or, given the reference audio ``ref``, the reference's
+    own expression (each voice's six controls measured from it, ``measured=True``)."""
     from midi_ddsp.io.audio import resample
     from midi_ddsp.io.midi import load_midi
 
@@ -218,6 +219,8 @@ def render_ours(model, mid: str, instrument: str, sample_rate: int, reverb: bool
     if ref is not None:
         seqs = load_midi(mid, instrument_override=instrument).sequences
         source = [model.extract_performance(ref.astype(np.float32), sample_rate, s, measured=True) for s in seqs]
+    elif prior_temperature is not None:
+        source = model.perform(model.read(mid, instrument).voices, prior_temperature, seed)
     res = model.render(source, instrument=instrument, seed=seed, reverb=reverb, progress=False, keep_params=False)
     x = np.asarray(res.mix, dtype=np.float64)
     return resample(x, int(res.sample_rate), sample_rate).astype(np.float64) if res.sample_rate != sample_rate else x
@@ -456,7 +459,8 @@ def evaluate(args) -> dict:
                 for seed in range(args.seeds):
                     t = time.perf_counter()
                     takes.append(fit_length(render_ours(model, mid, name, sr, not args.dry,
-                                                        ref if args.controls == "recording" else None, seed),
+                                                        ref if args.controls == "recording" else None, seed,
+                                                        args.prior_temperature),
                                             ref.size))
                     timings["render_ours"] += time.perf_counter() - t
                 ours = takes[0]
@@ -539,7 +543,7 @@ def evaluate(args) -> dict:
     summary = summarise(results)
     out = {"checkpoint": str(args.checkpoint), "model_sample_rate": int(model.sample_rate),
            "eval_sample_rate": sr, "ours_resampled": int(model.sample_rate) != sr,
-           "reverb": not args.dry, "controls": args.controls, "seeds": args.seeds, "max_seconds_per_piece": args.max_seconds,
+           "reverb": not args.dry, "controls": args.controls, "prior_temperature": args.prior_temperature, "seeds": args.seeds, "max_seconds_per_piece": args.max_seconds,
            "max_pieces_per_instrument": args.max_pieces_per_instrument,
            "reference": f"FluidSynth, {Path(REFERENCE_SOUNDFONT).name}, dry (-R 0 -C 0), {sr} Hz",
            "f0_tracking": f"estimate_f0 on a {F0_RATE} Hz copy of each signal",
@@ -636,6 +640,9 @@ def main(argv=None) -> int:
     ap.add_argument("--controls", choices=("prior", "recording"), default="prior",
                     help="expression of our renders: the model's prior (default, as users render MIDI) or the "
                          "reference's own, measured from it (isolates the synthesis level from the prior's guess)")
+    ap.add_argument("--prior-temperature", type=float, default=None, metavar="T",
+                    help="with --controls prior: sample the expression prior at T (the f0 sampler stays at 1; "
+                         "default: both at 1, as `midi-ddsp render`)")
     ap.add_argument("--diagnose", action="store_true", help="also profile the resynthesised training targets")
     ap.add_argument("--out", default="docs/eval_timbre.json")
     ap.add_argument("--plots", default=None, help="folder for the spectrogram and profile pictures")

@@ -47,8 +47,11 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--pitch-offset", type=int, default=0, metavar="N", help="transpose by N semitones")
     r.add_argument("--speed", type=float, default=1.0, metavar="X", help="tempo factor; 2 plays twice as fast")
     r.add_argument("--temperature", type=float, default=1.0, metavar="T",
-                   help="sampling temperature of the expression and pitch models (default 1); 0 = the typical "
-                        "performance, deterministic, with flat pitch curves (no vibrato)")
+                   help="sampling temperature of the pitch model (default 1) and, at half of it, of the expression "
+                        "model; 0 = the typical performance, deterministic, with flat pitch curves (no vibrato)")
+    r.add_argument("--expression-temperature", type=float, default=None, metavar="T",
+                   help="sampling temperature of the expression model alone (default: half of --temperature; "
+                        "1 = as trained, more varied takes)")
     r.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (same seed, same audio)")
     r.add_argument("--performance", type=Path, metavar="FILE",
                    help="use this performance (CSV or JSON from --export-performance, possibly edited) "

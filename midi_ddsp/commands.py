@@ -123,6 +123,8 @@ def render(args) -> int:
     _check_sample_rate(args.sample_rate)
     limits.check_speed(args.speed, "--speed")
     limits.check_temperature(args.temperature, "--temperature")
+    if args.expression_temperature is not None:
+        limits.check_temperature(args.expression_temperature, "--expression-temperature")
     target = _level_target(args)
     instrument = by_name(args.instrument).name if args.instrument else None
     messages: list[str] = []

@@ -62,7 +62,8 @@ def render_source(model, given, source, args):
     """
     keep = getattr(args, "export_midi", None) is not None
     common = dict(temperature=args.temperature, seed=args.seed, reverb=not args.dry, keep_params=keep,
-                  progress=None, sample_rate=getattr(args, "sample_rate", None), keep=getattr(args, "kept", None))
+                  progress=None, sample_rate=getattr(args, "sample_rate", None), keep=getattr(args, "kept", None),
+                  expression_temperature=getattr(args, "expression_temperature", None))
     if isinstance(given, (str, Path)) and Path(given).suffix.lower() not in (".csv", ".json"):
         from midi_ddsp.controller_render import render_midi
         from midi_ddsp.instruments import by_name

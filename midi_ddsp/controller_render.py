@@ -176,13 +176,14 @@ def apply_controllers(model, performances: Sequence[Performance], events: Sequen
 
 
 def render_imported(model, voices: Sequence[NoteSequence], imported, temperature: float = 1.0, seed: int = 0,
-                    top_p: float = 0.95, progress: bool | None = None) -> SteeredRender:
+                    top_p: float = 0.95, progress: bool | None = None,
+                    expression_temperature: float | None = None) -> SteeredRender:
     """Synthesis parameters for an exported performance file read back (controls, f0 and loudness as given;
     missing lanes filled by the models, see :mod:`midi_ddsp.io.midi_export`)."""
     controls = [np.asarray(iv.controls, dtype=np.float64) for iv in imported]
     missing = [bool(np.isnan(c).any()) for c in controls]
     if any(missing):
-        prior = model.perform(list(voices), temperature, seed)
+        prior = model.perform(list(voices), model.expression_temperature(temperature, expression_temperature), seed)
         controls = [np.where(np.isnan(c), p.controls, c) for c, p in zip(controls, prior)]
     perfs = [Performance(s, c) for s, c in zip(voices, controls)]
     fr = model.frame_rate
@@ -226,11 +227,13 @@ def render_midi(model, path, instrument: str | None = None, pitch_offset: int = 
                 temperature: float = 1.0, seed: int = 0, reverb: bool = True, impulse_response=None,
                 top_p: float = 0.95, keep_params: bool = True, progress: bool | None = None,
                 controllers: bool = True, fallback_soundfont=None, program_map=None,
-                sample_rate: int | None = None, stems: bool = True, keep=None) -> RenderResult:
+                sample_rate: int | None = None, stems: bool = True, keep=None,
+                expression_temperature: float | None = None) -> RenderResult:
     """A MIDI file -> audio with its controllers, an exported performance, and/or the soundfont fallback.
 
     Args:
-        model: a MidiDDSP; path: the ``.mid``; instrument ... progress, keep: as :meth:`MidiDDSP.render`.
+        model: a MidiDDSP; path: the ``.mid``; instrument ... progress, keep, expression_temperature: as
+            :meth:`MidiDDSP.render`.
         controllers: follow pitch bend, CC1/7/11/64 and read exported performance files (False: ignore them,
             ``--ignore-controllers``).
         fallback_soundfont: None (drums skipped, other programs mapped to the models, as before), ``"auto"``
@@ -248,7 +251,7 @@ def render_midi(model, path, instrument: str | None = None, pitch_offset: int = 
     path = Path(path)
     kwargs = dict(instrument=instrument, pitch_offset=pitch_offset, speed=speed, temperature=temperature, seed=seed,
                   reverb=reverb, impulse_response=impulse_response, top_p=top_p, keep_params=keep_params,
-                  progress=progress, keep=keep)
+                  progress=progress, keep=keep, expression_temperature=expression_temperature)
     fb_tracks = []
     if fallback_soundfont is not None:
         sampler.check_sampler(fallback_soundfont)
@@ -289,10 +292,10 @@ def render_midi(model, path, instrument: str | None = None, pitch_offset: int = 
             from midi_ddsp.io.midi_export import read_performance_midi
 
             steered = render_imported(model, voices, read_performance_midi(path, voices, speed), temperature, seed,
-                                      top_p, progress)
+                                      top_p, progress, expression_temperature)
         elif use_ctrl:
             voices = sustain_voices(voices, events, file_end_s(path, speed))
-            perf0 = model.perform(voices, temperature, seed, keep)
+            perf0 = model.perform(voices, model.expression_temperature(temperature, expression_temperature), seed, keep)
             steered = apply_controllers(model, perf0, events, temperature, seed, top_p, progress=progress)
         else:
             steered = None

@@ -62,6 +62,7 @@ from .synthesis.generator import SynthesisGenerator
 from .synthesis.params import SynthParams
 from .synthesis.synthesizer import Synthesizer
 
+EXPRESSION_TEMPERATURE = 0.5  # renders sample the expression prior at this times --temperature (see expression_temperature)
 WINDOW_S = 15.0  # seconds per processing window (30 s: same speed, ~100 MB more peak memory on a 10-min trio)
 MIN_SYNTH_WINDOW = 32  # frames per synthesis window in :meth:`MidiDDSP.audio`, at least
 
@@ -163,6 +164,17 @@ class MidiDDSP:
         return result
 
     # ------------------------------------------------------------------------------ level 1: performance
+    @staticmethod
+    def expression_temperature(temperature: float, expression_temperature: float | None = None) -> float:
+        """The expression prior's temperature in a render: ``expression_temperature`` when given, else
+        :data:`EXPRESSION_TEMPERATURE` times the pitch sampler's ``temperature``. Sampled at 1, the prior's takes
+        now and then combine controls (a swell peaking at the very start with full attack noise) that the
+        generator turns into bursts no instrument makes; at 0.5 the takes stay varied and every instrument's
+        spectrum is nearer its own (README "The shipped model and how good it is")."""
+        if expression_temperature is None:
+            return EXPRESSION_TEMPERATURE * limits.check_temperature(temperature)
+        return limits.check_temperature(expression_temperature, "the expression temperature")
+
     def perform(self, voices: Sequence[NoteSequence] | NoteSequence, temperature: float = 1.0,
                 seed: int | None = 0, keep: Sequence[Performance] | None = None) -> list[Performance]:
         """Notes -> Performances (six expression controls per note) from the expression prior.
@@ -289,7 +301,8 @@ class MidiDDSP:
                temperature: float = 1.0, seed: int = 0, reverb: bool = True, impulse_response=None,
                top_p: float = 0.95, keep_params: bool | str = True, progress: bool | None = None,
                parallel: bool | None = None, sample_rate: int | None = None, stems: bool = True,
-               voice_keys: Sequence[int] | None = None, keep: Sequence[Performance] | None = None) -> RenderResult:
+               voice_keys: Sequence[int] | None = None, keep: Sequence[Performance] | None = None,
+               expression_temperature: float | None = None) -> RenderResult:
         """MIDI file, performance file (.csv/.json), Performances, NoteSequences or a read
         :class:`~midi_ddsp.sources.Source` -> audio.
 
@@ -298,7 +311,9 @@ class MidiDDSP:
                 no expression model), NoteSequence(s) (the expression model performs them), or a Source.
             instrument: render every voice with this instrument.
             pitch_offset: semitones; speed: tempo factor (2 = twice as fast). Applied to every source.
-            temperature: of the expression prior and the f0 sampler; seed: same seed, same audio.
+            temperature: of the f0 sampler (0: the most likely pitch curve); seed: same seed, same audio.
+            expression_temperature: of the expression prior (notes that come without controls); None:
+                half of ``temperature`` (:meth:`expression_temperature`).
             reverb: False = dry; impulse_response: your own IR (see :meth:`audio`).
             keep_params: keep every voice's SynthParams in the result (False saves memory on long pieces;
                 ``"curves"`` keeps only f0 and amplitude, with empty harmonic and noise channels).
@@ -315,8 +330,9 @@ class MidiDDSP:
         """
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        performances, messages = self._prepare(source, instrument, pitch_offset, speed, temperature, seed, timings,
-                                               keep)
+        performances, messages = self._prepare(source, instrument, pitch_offset, speed,
+                                               self.expression_temperature(temperature, expression_temperature), seed,
+                                               timings, keep)
         n_frames = self.n_frames_for(performances, impulse_response)
         rows_out = _Rows(len(performances), n_frames * self.hop, mixed=not stems)
         pieces: list[list[SynthParams]] | None = [[] for _ in performances] if keep_params else None
@@ -346,7 +362,7 @@ class MidiDDSP:
     def stream(self, source, block_size: int = 4096, instrument: str | None = None, pitch_offset: int = 0,
                speed: float = 1.0, temperature: float = 1.0, seed: int = 0, reverb: bool = True,
                impulse_response=None, top_p: float = 0.95, stems: bool = False,
-               parallel: bool | None = False) -> Iterator[np.ndarray]:
+               parallel: bool | None = False, expression_temperature: float | None = None) -> Iterator[np.ndarray]:
         """Render ``source`` (as :meth:`render` takes it) block by block, in order, with bounded memory.
 
         Yields float32 blocks of ``block_size`` samples at :attr:`sample_rate` (the last one shorter): the mix
@@ -359,7 +375,8 @@ class MidiDDSP:
         """
         if not (isinstance(block_size, int) and block_size > 0):
             raise MidiDDSPError(f"block_size must be a positive number of samples, got {block_size}")
-        performances, _ = self._prepare(source, instrument, pitch_offset, speed, temperature, seed, {})
+        performances, _ = self._prepare(source, instrument, pitch_offset, speed,
+                                        self.expression_temperature(temperature, expression_temperature), seed, {})
         n_frames = self.n_frames_for(performances, impulse_response)
         start = self._tail_start(performances)
         fifo = _Fifo(len(performances))
@@ -391,10 +408,10 @@ class MidiDDSP:
         """Sample of the last note offset: renders are trimmed after it (see :func:`.rendering.tail_end`)."""
         return int(math.ceil(max((p.sequence.end_s for p in performances), default=0.0) * self.sample_rate))
 
-    def _prepare(self, source, instrument, pitch_offset, speed, temperature, seed, timings, keep=None
+    def _prepare(self, source, instrument, pitch_offset, speed, expression_temperature, seed, timings, keep=None
                  ) -> tuple[list[Performance], list[str]]:
-        """Source -> performances (the expression model performs notes that come without) and warnings,
-        emitted as :class:`MidiDDSPWarning`."""
+        """Source -> performances (the expression model performs notes that come without, at
+        ``expression_temperature``) and warnings, emitted as :class:`MidiDDSPWarning`."""
         t0 = time.perf_counter()
         if instrument is not None:
             self._instrument(instrument)
@@ -406,7 +423,7 @@ class MidiDDSP:
         performances = src.performances
         if performances is None:
             t = time.perf_counter()
-            performances = self.perform(src.voices, temperature, seed, keep)
+            performances = self.perform(src.voices, expression_temperature, seed, keep)
             timings["perform"] = time.perf_counter() - t
         _emit(messages)
         return performances, messages

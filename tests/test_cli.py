@@ -215,6 +215,8 @@ BAD_RENDERS = {
     "gain with no-normalize": (lambda t: [two_track_midi(t / "m.mid"), "-o", t / "o.wav", "--gain-db", "3",
                                           "--no-normalize"], "exclude each other"),
     "absurd gain": (lambda t: [two_track_midi(t / "m.mid"), "-o", t / "o.wav", "--gain-db", "1e9"], "--gain-db"),
+    "bad expression temperature": (lambda t: [two_track_midi(t / "m.mid"), "-o", t / "o.wav",
+                                              "--expression-temperature", "-1"], "--expression-temperature"),
     "keep with performance": (lambda t: ["--performance", _bad_csv(t, "ok"), "--keep-performance",
                                          _bad_csv(t, "ok"), "-o", t / "o.wav"], "goes with a MIDI file"),
     "keep file missing": (lambda t: [two_track_midi(t / "m.mid"), "--keep-performance", t / "no.csv", "-o",

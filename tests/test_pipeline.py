@@ -205,6 +205,21 @@ def test_exported_performance_renders_the_same_audio(model, tmp_path):
     assert np.array_equal(first.mix, again.mix)
 
 
+def test_the_expression_prior_samples_at_the_expression_temperature(model, tmp_path):
+    """A render performs its notes at ``expression_temperature`` (default half of ``temperature``), and the
+    f0 sampler stays at ``temperature``: the render equals perform-at-that-temperature then render."""
+    read = model.read(two_track_midi(tmp_path / "t.mid"))
+    for given, prior_t in ((None, 0.4), (0.9, 0.9), (0.0, 0.0)):
+        r = model.render(read.voices, seed=2, temperature=0.8, expression_temperature=given)
+        perfs = model.perform(read.voices, temperature=prior_t, seed=2)
+        assert r.performances == perfs
+        assert np.array_equal(r.mix, model.render(perfs, seed=2, temperature=0.8).mix)
+    takes = [model.render(read.voices, seed=2, expression_temperature=t).performances[0].controls for t in (0.5, 1)]
+    assert not np.array_equal(*takes)
+    with pytest.raises(MidiDDSPError, match="expression temperature"):
+        model.render(read.voices, expression_temperature=-1.0)
+
+
 def test_each_level_takes_the_level_above(model, tmp_path):
     read = model.read(two_track_midi(tmp_path / "t.mid"))
     assert len(read.voices) == 2

@@ -98,8 +98,10 @@ def test_performance_is_the_export_json(client, studio_model, midi_path):
     doc = _perf(client)
     assert doc["format"] == "midi-ddsp-performance" and len(doc["voices"]) == 2
     perfs = from_json(client.get("/api/performance").text)
-    # the same notes as the MIDI file, performed by the expression model with the session's seed
-    expected = studio_model.perform(studio_model.read(midi_path).voices, temperature=1.0, seed=0)
+    # the same notes as the MIDI file, performed by the expression model with the session's seed, at the
+    # expression temperature of a render
+    expected = studio_model.perform(studio_model.read(midi_path).voices,
+                                    temperature=studio_model.expression_temperature(1.0), seed=0)
     assert perfs == expected
     assert [n["pitch"] for n in doc["voices"][0]["notes"]] == [p for p, _, _ in MELODY]
 
@@ -337,7 +339,7 @@ def test_autosave_and_resume(studio_model, session, midi_path, tmp_path, client)
     assert c3.get("/api/performance").json()["voices"][1]["notes"][1]["vibrato"] != 0.7
     assert c3.post("/api/undo", headers=H).status_code == 200
     assert from_json(c3.get("/api/performance").text) == studio_model.perform(
-        studio_model.read(midi_path).voices, temperature=1.0, seed=0)
+        studio_model.read(midi_path).voices, temperature=studio_model.expression_temperature(1.0), seed=0)
     s3.close()
     other = _midi(tmp_path / "other.mid", [(40, [(60, 0.0, 1.0)])])
     s4 = Session(studio_model, session.workdir)

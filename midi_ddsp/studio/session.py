@@ -177,7 +177,7 @@ class Session:
             edits.check_limits([Performance(v, np.zeros((len(v), 6))) for v in voices], self._known())
             if self.model.performance_model is None:
                 raise StudioError("the model folder has no expression model: open a performance file instead", 409)
-            perfs = self.model.perform(voices, temperature=1.0, seed=self.seed)
+            perfs = self.model.perform(voices, self.model.expression_temperature(1.0), seed=self.seed)  # as render
             self.warnings = list(read.warnings)
         else:
             try:
