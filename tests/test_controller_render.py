@@ -151,6 +151,12 @@ def test_a_pedalled_piano_track_gains_voices(rmodel, tmp_path):
     assert [n.offset_s for n in violin.performances[0].sequence] == pytest.approx([0.5, 1.0, 2.0])
     plain = render_midi(rmodel, write(tmp_path / "p2.mid", [(0, 0, arpeggio)]), seed=0, controllers=False)
     assert len(plain.performances) == 1
+    # the piano part given to one single-line instrument (program_map or --instrument) is played as that
+    # instrument plays: one legato voice, as the violin track
+    for kwargs in (dict(program_map={0: "flute"}), dict(instrument="flute")):
+        mapped = render_midi(rmodel, tmp_path / "p.mid", seed=0, **kwargs)
+        assert len(mapped.performances) == 1 and mapped.performances[0].instrument == "flute"
+        assert [n.offset_s for n in mapped.performances[0].sequence] == pytest.approx([0.5, 1.0, 2.0])
 
 
 def test_exported_loudness_keeps_the_whole_documented_range():

@@ -122,8 +122,9 @@ def load_midi(path, instrument_override: str | None = None, program_map: Mapping
         pedal: ``{track index (0-based): [(down_s, up_s), ...]}`` sustain-pedal intervals (seconds after
             ``speed``). On tracks of chordal programs (those mapped to an instrument by pitch: pianos, organs,
             guitars, ensembles, ...) they hold the notes before the split into voices, as on a piano
-            (:func:`~midi_ddsp.note_level.controllers.pedal_held_offsets`); other tracks are left to the
-            per-voice rule (:func:`~midi_ddsp.note_level.controllers.apply_sustain`).
+            (:func:`~midi_ddsp.note_level.controllers.pedal_held_offsets`); other tracks, and chordal ones that
+            ``instrument_override`` or ``program_map`` give to one instrument, are left to the per-voice rule
+            (:func:`~midi_ddsp.note_level.controllers.apply_sustain`).
 
     Raises:
         MidiReadError: missing, not a MIDI file, corrupt/truncated, empty or drum-only.
@@ -167,7 +168,8 @@ def load_midi(path, instrument_override: str | None = None, program_map: Mapping
                           f"{max(off_range) + int(pitch_offset)})")
         if not notes:
             continue
-        if pedal and pedal.get(t) and isinstance(PROGRAM_TABLE[track.program], tuple):
+        chordal = isinstance(PROGRAM_TABLE[track.program], tuple) and override is None and track.program not in pmap
+        if pedal and pedal.get(t) and chordal:  # played by one chosen instrument: the per-voice rule instead
             notes, n_held = _hold_pedal(notes, pedal[t])
             if n_held:
                 report.append(f"{label}: the sustain pedal holds {n_held} note{'s' if n_held > 1 else ''} until it "
