@@ -202,12 +202,9 @@ def _chorale_start(m, end_s=14.0):
     return [NoteSequence(tuple(n for n in v if n.offset_s <= end_s), v.instrument, v.name) for v in voices]
 
 
-@pytest.mark.parametrize("voice,note,edit", [(0, 8, "pitch"), (2, 12, "move"), (1, 6, "velocity")])
-def test_editing_a_midi_note_re_performs_and_re_renders_only_near_it(trained_model, voice, note, edit):
-    """From notes (as from an edited MIDI file): the expression prior re-performs only the notes whose
-    neighbourhood holds the edited note (those starting within 2 s of it), and the audio changes only from
-    3 s before the first of them to 4 s after the last (README "Limits and levels")."""
-    m = trained_model
+def _edited_chorale(m, voice: int, note: int, edit: str):
+    """The chorale's start and a copy with one note's pitch raised, onset moved or velocity changed:
+    (voices, edited voices, the old note, the new note)."""
     voices = _chorale_start(m)
     old = voices[voice].notes[note]
     new = {"pitch": Note(old.pitch + 2, old.onset_s, old.offset_s, old.velocity),
@@ -216,6 +213,28 @@ def test_editing_a_midi_note_re_performs_and_re_renders_only_near_it(trained_mod
     edited = list(voices)
     edited[voice] = NoteSequence(tuple(new if i == note else n for i, n in enumerate(voices[voice].notes)),
                                  voices[voice].instrument, voices[voice].name)
+    return voices, edited, old, new
+
+
+def _assert_equal_outside(a, b, lo_s: float, hi_s: float, old: Note) -> None:
+    """Two renders agree within TOL outside [lo_s, hi_s) and differ near the edited note ``old``."""
+    assert a.gain == 1.0 and b.gain == 1.0
+    sr = a.sample_rate
+    n = min(a.mix.shape[0], b.mix.shape[0])
+    outside = np.ones(n, bool)
+    outside[max(int(lo_s * sr), 0):max(min(int(hi_s * sr), n), 0)] = False
+    diff = np.abs(a.mix[:n] - b.mix[:n])
+    assert outside.any() and diff[outside].max(initial=0.0) < TOL, f"{diff[outside].max():.2e}"
+    assert diff[int(old.onset_s * sr):int((old.offset_s + 0.3) * sr)].max() > 10 * TOL
+
+
+@pytest.mark.parametrize("voice,note,edit", [(0, 8, "pitch"), (2, 12, "move"), (1, 6, "velocity")])
+def test_editing_a_midi_note_re_performs_and_re_renders_only_near_it(trained_model, voice, note, edit):
+    """From notes (as from an edited MIDI file): the expression prior re-performs only the notes whose
+    neighbourhood holds the edited note (those starting within 2 s of it), and the audio changes only from
+    3 s before the first of them to 4 s after the last (README "Limits and levels")."""
+    m = trained_model
+    voices, edited, old, new = _edited_chorale(m, voice, note, edit)
     pa, pb = m.perform(voices, seed=0), m.perform(edited, seed=0)
     for v in range(len(voices)):
         if v != voice:
@@ -228,16 +247,8 @@ def test_editing_a_midi_note_re_performs_and_re_renders_only_near_it(trained_mod
     assert moved.sum() > 1  # neighbours were re-performed (so the audio check below can fail)
     a = m.render(pa, seed=0, progress=False)
     b = m.render(pb, seed=0, progress=False)
-    assert a.gain == 1.0 and b.gain == 1.0
-    sr = a.sample_rate
-    lo = min(onsets[moved].min(), new.onset_s) - BEFORE_S
-    hi = max(voices[voice].offsets_s[moved].max(), new.offset_s) + AFTER_S
-    n = min(a.mix.shape[0], b.mix.shape[0])
-    outside = np.ones(n, bool)
-    outside[max(int(lo * sr), 0):max(min(int(hi * sr), n), 0)] = False
-    diff = np.abs(a.mix[:n] - b.mix[:n])
-    assert outside.any() and diff[outside].max(initial=0.0) < TOL, f"{diff[outside].max():.2e}"
-    assert diff[int(old.onset_s * sr):int((old.offset_s + 0.3) * sr)].max() > 10 * TOL
+    _assert_equal_outside(a, b, min(onsets[moved].min(), new.onset_s) - BEFORE_S,
+                          max(voices[voice].offsets_s[moved].max(), new.offset_s) + AFTER_S, old)
 
 
 @pytest.mark.parametrize("voice,note,edit", [(0, 8, "pitch"), (2, 12, "move"), (1, 6, "velocity")])
@@ -247,28 +258,14 @@ def test_an_edited_midi_note_with_the_earlier_performance_kept_changes_the_audio
     their controls: only the edited note is performed anew, and the audio differs only within 3 s before its
     onset and 4 s after its offset (the same bound as an edit in the CSV)."""
     m = trained_model
-    voices = _chorale_start(m)
-    old = voices[voice].notes[note]
-    new = {"pitch": Note(old.pitch + 2, old.onset_s, old.offset_s, old.velocity),
-           "move": Note(old.pitch, old.onset_s + 0.08, old.offset_s, old.velocity),
-           "velocity": Note(old.pitch, old.onset_s, old.offset_s, 30)}[edit]
-    edited = list(voices)
-    edited[voice] = NoteSequence(tuple(new if i == note else n for i, n in enumerate(voices[voice].notes)),
-                                 voices[voice].instrument, voices[voice].name)
+    voices, edited, old, new = _edited_chorale(m, voice, note, edit)
     a = m.render(voices, seed=0, progress=False)
     b = m.render(edited, seed=0, progress=False, keep=a.performances)
     for v in range(len(voices)):  # every other note kept its controls; the edited one was performed anew
         same = np.all(a.performances[v].controls == b.performances[v].controls, axis=1)
         assert same.all() if v != voice else (not same[note] and np.delete(same, note).all())
-    assert a.gain == 1.0 and b.gain == 1.0
-    sr = a.sample_rate
-    lo, hi = min(old.onset_s, new.onset_s) - BEFORE_S, max(old.offset_s, new.offset_s) + AFTER_S
-    n = min(a.mix.shape[0], b.mix.shape[0])
-    outside = np.ones(n, bool)
-    outside[max(int(lo * sr), 0):max(min(int(hi * sr), n), 0)] = False
-    diff = np.abs(a.mix[:n] - b.mix[:n])
-    assert outside.any() and diff[outside].max(initial=0.0) < TOL, f"{diff[outside].max():.2e}"
-    assert diff[int(old.onset_s * sr):int((old.offset_s + 0.3) * sr)].max() > 10 * TOL
+    _assert_equal_outside(a, b, min(old.onset_s, new.onset_s) - BEFORE_S,
+                          max(old.offset_s, new.offset_s) + AFTER_S, old)
     # without ``keep`` the neighbours are re-performed (so this test's bound is the option's doing)
     c = m.render(edited, seed=0, progress=False)
     assert sum(int(np.any(a.performances[voice].controls[i] != c.performances[voice].controls[i]))
