@@ -62,7 +62,7 @@ from .synthesis.generator import SynthesisGenerator
 from .synthesis.params import SynthParams
 from .synthesis.synthesizer import Synthesizer
 
-EXPRESSION_TEMPERATURE = 0.5  # renders sample the expression prior at this times --temperature (see expression_temperature)
+EXPRESSION_TEMPERATURE = 0.5  # the expression prior samples at this times --temperature (expression_temperature)
 WINDOW_S = 15.0  # seconds per processing window (30 s: same speed, ~100 MB more peak memory on a 10-min trio)
 MIN_SYNTH_WINDOW = 32  # frames per synthesis window in :meth:`MidiDDSP.audio`, at least
 
