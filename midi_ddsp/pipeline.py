@@ -195,7 +195,17 @@ class MidiDDSP:
 
         with torch.inference_mode(), torch_threads(1):  # note-by-note sampling: small ops, one thread is fastest
             performed = predict_performances(self.performance_model, list(voices), float(temperature), seed)
-        return performed if keep is None else keep_controls(performed, list(keep))[0]
+        if keep is None:
+            return performed
+        performed, kept = keep_controls(performed, list(keep))
+        total = sum(len(v) for v in voices)
+        if kept == 0 and total:
+            _emit(["no note matches the earlier performance (same instrument, pitch, velocity and times within "
+                   "1 ms): every note was performed anew"])
+        elif kept < total:
+            _emit([f"{total - kept} of {total} notes performed anew; the others keep their controls from the "
+                   f"earlier performance"])
+        return performed
 
     # -------------------------------------------------------------------------- level 2: synthesis params
     def tail_s(self, instruments: Sequence[str] = (), impulse_response=None) -> float:

@@ -97,11 +97,15 @@ def test_keep_performance_keeps_the_controls_of_the_notes_an_edit_left_alone(cap
         code, _, err = render(capsys, checkpoint_dir, edited, "-o", tmp_path / f"{name}.wav", "--seed", 4,
                               "--export-performance", tmp_path / f"{name}.csv", *extra)
         assert code == 0, err
+        assert ("1 of 6 notes performed anew" in err) == keep
     a, b, c = (load_performances(tmp_path / f"{x}.csv") for x in "abc")
     assert np.array_equal(a[1].controls, b[1].controls)  # the bass: untouched
     same = np.all(a[0].controls == b[0].controls, axis=1)
     assert list(same) == [True, True, False, True]
     assert not np.all(a[0].controls == c[0].controls, axis=1)[[1, 3]].all()  # without it, neighbours move
+    code, _, err = render(capsys, checkpoint_dir, first, "-o", tmp_path / "d.wav", "--instrument", "flute",
+                          "--keep-performance", tmp_path / "a.csv")  # other instruments: nothing matches
+    assert code == 0 and "no note matches the earlier performance" in err
 
 
 def test_fixed_gain_repeats_the_printed_gain_and_scales_the_raw_output(capsys, tmp_path, checkpoint_dir):
