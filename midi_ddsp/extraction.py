@@ -21,6 +21,24 @@ from .synthesis.params import SynthParams
 F0_MARGIN_FRAMES = 64  # more than half the YIN frame (two periods of 30 Hz = 17 frames at 250 Hz)
 LOUDNESS_MARGIN_FRAMES = 8  # more than half the loudness FFT
 MEASURE_MARGIN_FRAMES = 130  # more than half measure_controls' longest window (0.25 s), a multiple of its steps
+MEASURE_MAX_DEVIATION = 1.0  # semitones: a tracked f0 farther than this from its note's pitch is not trusted
+
+
+def note_anchored_f0(f0_hz: np.ndarray, frames) -> np.ndarray:
+    """``f0_hz [frames]`` (Hz) for measuring harmonics: inside notes, voiced frames whose f0 lies more than
+    :data:`MEASURE_MAX_DEVIATION` from the note's pitch (a tracker's octave error, a lagging attack) take the
+    note's pitch instead, so their partials are read at the right frequencies; elsewhere as given.
+    ``frames``: the notes' :class:`~midi_ddsp.note_level.frames.NoteFrames` on the same grid."""
+    f0 = np.asarray(f0_hz, dtype=np.float64).reshape(-1)
+    n = min(f0.size, frames.n_frames)
+    pitch = np.asarray(frames.pitch, dtype=np.float64)[:n]
+    in_note = (np.asarray(frames.note_index)[:n] >= 0) & (pitch > 0) & (f0[:n] > 0)
+    note_hz = 440.0 * 2.0 ** ((pitch - 69.0) / 12.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        far = in_note & (np.abs(12.0 * np.log2(f0[:n] / note_hz)) > MEASURE_MAX_DEVIATION)
+    out = f0.copy()
+    out[:n][far] = note_hz[far]
+    return out.astype(np.float32)
 
 
 def at_model_rate(audio: np.ndarray, sample_rate: int, model_rate: int) -> np.ndarray:
@@ -134,15 +152,17 @@ def extract_performance(model, audio: np.ndarray, sample_rate: int, sequence: No
     :meth:`MidiDDSP.extract_performance`)."""
     if params is None:
         params = analyze(model, audio, sample_rate, sequence.instrument, f0_hz)
+    frames = notes_to_frames(sequence, params.n_frames, model.frame_rate)
     if measured:
-        m = measure(model, audio, sample_rate, sequence.instrument, params.f0_hz[0, :, 0].numpy())
+        m = measure(model, audio, sample_rate, sequence.instrument,
+                    note_anchored_f0(params.f0_hz[0, :, 0].numpy(), frames))
         params = SynthParams(params.f0_hz, params.amplitude, m.harmonic_distribution, m.noise_magnitudes,
                              params.frame_rate)
-    frames = notes_to_frames(sequence, params.n_frames, model.frame_rate)
     raw = extract_controls(params.f0_hz[0], params.amplitude[0], params.harmonic_distribution[0],
                            params.noise_magnitudes[0], frames)
     controls = model.normalizer.normalize(np.nan_to_num(raw, nan=0.0), sequence.instrument, clip=False)
     return Performance(sequence, controls)
 
 
-__all__ = ["analyze", "measure", "extract_performance", "windowed_f0", "windowed_loudness", "at_model_rate"]
+__all__ = ["analyze", "measure", "extract_performance", "note_anchored_f0", "windowed_f0", "windowed_loudness",
+           "at_model_rate"]

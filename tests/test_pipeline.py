@@ -340,6 +340,42 @@ def test_measured_parameters_are_the_training_targets_measurement_in_windows(mod
         np.testing.assert_allclose(a.numpy(), b, rtol=1e-5, atol=1e-8)
 
 
+def test_measured_brightness_survives_a_trackers_octave_errors(model):
+    """Harmonics are read at the note's pitch where the tracked f0 strays more than a semitone from it: a
+    tone whose f0 curve is an octave off in the middle of every note gives the brightness of the true f0
+    (read at the wrong f0, the partials fall between the bins and the centroid is far off)."""
+    from midi_ddsp.extraction import measure, note_anchored_f0
+    from midi_ddsp.note_level.expression import extract_controls
+    from midi_ddsp.note_level.frames import notes_to_frames
+
+    seq = NoteSequence(tuple(Note(p, 0.2 + i, 1.0 + i) for i, p in enumerate([60, 64, 67, 72])), "violin")
+    n = int(4.6 * FR)
+    frames = notes_to_frames(seq, n, FR)
+    pitch = np.where(frames.pitch > 0, frames.pitch, 60).astype(np.float64)
+    f0 = 440.0 * 2 ** ((pitch - 69) / 12)
+    params = tone_params(f0, np.where(frames.note_index >= 0, 0.2, 0.0))
+    params.harmonic_distribution[0] = torch.tensor([0.4, 0.3, 0.15, 0.1, 0.05] + [0.0] * 55)
+    audio = model.audio(params, "violin", reverb=False, seed=0)[0]
+    wrong = f0.copy()
+    for note in range(4):  # the middle 40 % of every note an octave up
+        idx = np.flatnonzero(frames.note_index == note)
+        wrong[idx[int(0.3 * idx.size):int(0.7 * idx.size)]] *= 2.0
+    fixed = note_anchored_f0(wrong, frames)
+    assert np.allclose(fixed, f0.astype(np.float32))  # only the strayed frames moved, to the note's pitch
+
+    def brightness(f0_measured):
+        m = measure(model, audio, SR, "violin", f0_hz=f0_measured)
+        return extract_controls(params.f0_hz[0], params.amplitude[0], m.harmonic_distribution[0],
+                                m.noise_magnitudes[0], frames)[:, 4]
+
+    true_b = brightness(f0)
+    np.testing.assert_allclose(true_b, 2.05, atol=0.1)  # sum k H_k of the tone's distribution
+    assert np.abs(brightness(wrong) - true_b).max() > 0.3  # the trap the anchoring avoids
+    got = model.extract_performance(audio, SR, seq, f0_hz=wrong, measured=True)
+    want = model.extract_performance(audio, SR, seq, f0_hz=f0, measured=True)
+    np.testing.assert_allclose(got.controls[:, 4], want.controls[:, 4], atol=0.01)
+
+
 # --------------------------------------------------------------------------------------- checkpoints
 def test_checkpoint_errors_are_one_line(tmp_path, checkpoint_dir):
     with pytest.raises(CheckpointError, match="model folder not found"):
