@@ -49,6 +49,8 @@ from torch import Tensor, nn
 
 from .conditioning import batch_inputs, frame_inputs
 from .instruments import by_name
+from .note_level.controllers import rescale_vibrato_in
+from .note_level.expression import VIBRATO_MIN_FRAMES, vibrato_depth
 from .note_level.frames import note_frame_bounds, notes_to_frames
 from .note_level.notes import Performance
 from .synthesis.ddsp.functional import midi_to_hz
@@ -66,6 +68,7 @@ F0_GRID_S = 1.0  # inside long notes and fast runs, segments start on this grid
 PHASE_GLIDE_S = 1.0  # the oscillator phase is re-anchored by an f0 glide over this long before each anchor
 PHASE_REST_WEIGHT = 10.0  # the glide weighs rest frames this much more than note frames
 HOLD_S = RELEASE_S  # rests hold the previous note's pitch this long, then the next note's
+MAX_VIBRATO_SCALE = 3.0  # a sampled vibrato is scaled towards its note's asked depth by at most this factor
 
 
 def derive_seed(*parts: int) -> int:
@@ -175,11 +178,16 @@ class GeneratorRun:
         window_s: seconds per window.
         voice_keys: the integer each voice's random streams are keyed to (default: its position), so that a
             voice rendered alone can draw what it draws among others.
+        vibrato_st: per voice, each note's asked vibrato depth in semitones (peak, as
+            :func:`~midi_ddsp.note_level.expression.vibrato_depth` measures it): within every sampled segment,
+            a note's vibrato is scaled to that depth (by at most :data:`MAX_VIBRATO_SCALE`; a part with no
+            vibrato to scale is left as sampled). None: as sampled.
     """
 
     def __init__(self, generator: SynthesisGenerator, sample_rate: int, frame_rate: float,
                  performances: Sequence[Performance], n_frames: int, temperature: float, top_p: float,
-                 seed: int, f0_hz=None, window_s: float = 30.0, voice_keys: Sequence[int] | None = None) -> None:
+                 seed: int, f0_hz=None, window_s: float = 30.0, voice_keys: Sequence[int] | None = None,
+                 vibrato_st: Sequence[np.ndarray] | None = None) -> None:
         gen = generator
         self.gen = gen
         self.fr, self.sr = float(frame_rate), int(sample_rate)
@@ -206,7 +214,8 @@ class GeneratorRun:
         self.ids = [by_name(p.instrument).id for p in performances]
 
         # Whole-piece frame inputs (a few bytes per frame per voice), activity intervals and f0 segments.
-        self.inputs, self.activity, self.segments = [], [], []
+        self.inputs, self.activity, self.segments, self.bounds = [], [], [], []
+        self.vibrato = None if vibrato_st is None else [np.asarray(x, dtype=np.float64) for x in vibrato_st]
         pre = self.rf_c + self.rf_t + self.M + block
         post = int(round(RELEASE_S * self.fr)) + self.rf_c + self.rf_t + self.M
         hold = sec(HOLD_S)
@@ -220,6 +229,7 @@ class GeneratorRun:
                 x["held_pitch"] = bounded_hold(x["held_pitch"][:, 0], x["in_note"][:, 0], hold)[:, None]
                 self.inputs.append(x)
             s, e = note_frame_bounds(p.sequence, self.fr)
+            self.bounds.append((s, e))
             self.activity.append((s - pre, e + post))
             self.segments.append(f0_segments(s, e, self.F, self.rf_c + self.W, self.min_seg, self.grid)
                                  if self.F else np.zeros(0, np.int64))
@@ -365,8 +375,25 @@ class GeneratorRun:
         out = {}
         for k, ((v, i, lo, hi), p) in enumerate(zip(segs, pooled)):
             dev = f0m.unpool(semis[k:k + 1, :p.shape[0], None], hi - lo)[0, :, 0]
-            out[(v, i)] = dev.numpy().astype(np.float64)
+            out[(v, i)] = self._obey_vibrato(v, lo, hi, dev.numpy().astype(np.float64))
         return out
+
+    def _obey_vibrato(self, v: int, lo: int, hi: int, dev: np.ndarray) -> np.ndarray:
+        """``dev`` (semitones over frames [lo, hi) of voice ``v``) with each note part's vibrato scaled to the
+        note's asked depth (see ``vibrato_st``); a function of the segment alone, so edits stay local."""
+        if self.vibrato is None:
+            return dev
+        s, e = self.bounds[v]
+        a, b = np.maximum(s, lo) - lo, np.minimum(e, hi) - lo
+        k = np.flatnonzero(b - a > VIBRATO_MIN_FRAMES)
+        if not k.size:
+            return dev
+        measured = vibrato_depth(dev, a[k], b[k], self.fr)
+        scale = np.ones(dev.size)
+        for j, m, want in zip(k, measured, self.vibrato[v][k]):  # the few notes of one segment
+            if m > 0:
+                scale[a[j]:b[j]] = min(max(want, 0.0) / m, MAX_VIBRATO_SCALE)
+        return rescale_vibrato_in(dev, scale, a[k], b[k], self.fr)
 
     def _stitch(self, v: int, i: int, d: np.ndarray) -> None:
         """Join segment ``i`` of voice ``v`` (deviation ``d`` from its start on) to the one before, then anchor

@@ -53,7 +53,7 @@ from .model_folder import (ANALYSIS_FILE, DEFAULT_CHECKPOINTS, GENERATOR_FILE, P
                            ModelFolder, load_folder)
 from .note_level.expression import ControlNormalizer
 from .note_level.editing import keep_controls
-from .note_level.notes import NoteSequence, Performance
+from .note_level.notes import CONTROL_NAMES, NoteSequence, Performance
 from .rendering import (MIX_PEAK, TAIL_FADE_S, SynthWorker, VoiceBank, fade_out, ir_decay_s, mix_stems, peak_abs,
                         noise_excitation, tail_end, torch_threads)
 from .results import RenderResult, TransferResult
@@ -63,6 +63,7 @@ from .synthesis.params import SynthParams
 from .synthesis.synthesizer import Synthesizer
 
 EXPRESSION_TEMPERATURE = 0.5  # the expression prior samples at this times --temperature (expression_temperature)
+VIBRATO = CONTROL_NAMES.index("vibrato")
 WINDOW_S = 15.0  # seconds per processing window (30 s: same speed, ~100 MB more peak memory on a 10-min trio)
 MIN_SYNTH_WINDOW = 32  # frames per synthesis window in :meth:`MidiDDSP.audio`, at least
 
@@ -261,8 +262,10 @@ class MidiDDSP:
         if n_frames / self.frame_rate > limits.MAX_DURATION_S + 60.0:
             raise MidiDDSPError(f"n_frames={n_frames} is {n_frames / self.frame_rate:.0f} s; at most "
                                 f"{limits.MAX_DURATION_S:.0f} s can be rendered at once")
+        vibrato = [self.normalizer.denormalize(p.controls, p.instrument)[:, VIBRATO] if len(p) else np.zeros(0)
+                   for p in perfs]  # asked depths, semitones
         return GeneratorRun(self.generator, self.sample_rate, self.frame_rate, perfs, n_frames, temperature, top_p,
-                            int(seed), f0_hz, self.window_s, voice_keys)
+                            int(seed), f0_hz, self.window_s, voice_keys, vibrato)
 
     # ------------------------------------------------------------------------------------ level 3: audio
     def audio(self, params: Sequence[SynthParams] | SynthParams, instruments: Sequence[str] | str,

@@ -243,12 +243,19 @@ def rescale_vibrato(deviation, scale, frames: NoteFrames, trend_s: float = VIBRA
     note only: intonation, glides) and the rest (vibrato); the rest is multiplied by ``scale``. Notes whose
     scale is 1 throughout, and rests, are returned unchanged.
     """
+    return rescale_vibrato_in(deviation, scale, frames.note_start, frames.note_end, frames.frame_rate, trend_s)
+
+
+def rescale_vibrato_in(deviation, scale, starts, ends, frame_rate: float, trend_s: float = VIBRATO_TREND_S
+                       ) -> np.ndarray:
+    """:func:`rescale_vibrato` for the note spans ``[starts, ends)`` (frame indices into ``deviation``)."""
     d = np.asarray(deviation, dtype=np.float64)
     s = np.asarray(scale, dtype=np.float64)
     out = d.copy()
-    n_win = max(3, int(round(trend_s * frames.frame_rate)) | 1)
-    for k in np.flatnonzero(frames.note_end > frames.note_start):  # loop over notes
-        a, b = frames.note_start[k], frames.note_end[k]
+    n_win = max(3, int(round(trend_s * frame_rate)) | 1)
+    starts, ends = np.asarray(starts), np.asarray(ends)
+    for k in np.flatnonzero(ends > starts):  # loop over notes
+        a, b = starts[k], ends[k]
         if np.all(s[a:b] == 1.0):
             continue
         seg = d[a:b]
@@ -302,4 +309,4 @@ def steer_f0(f0_hz, frames: NoteFrames, bend_semitones=None, vibrato_scale=None)
 
 __all__ = ["sustained_offsets", "pedal_held_offsets", "apply_sustain", "expression_gain_db", "note_means", "note_max", "steer_volume",
            "hold_per_note", "frame_gain_db", "moving_average", "vibrato_from_modulation", "steer_vibrato",
-           "rescale_vibrato", "held_pitch", "hz_to_semitones", "semitones_to_hz", "steer_f0", "MIN_GAIN_DB"]
+           "rescale_vibrato", "rescale_vibrato_in", "held_pitch", "hz_to_semitones", "semitones_to_hz", "steer_f0", "MIN_GAIN_DB"]
