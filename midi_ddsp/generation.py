@@ -50,7 +50,7 @@ from torch import Tensor, nn
 from .conditioning import batch_inputs, frame_inputs
 from .instruments import by_name
 from .note_level.controllers import rescale_vibrato_in
-from .note_level.expression import VIBRATO_MIN_FRAMES, vibrato_depth
+from .note_level.expression import VIBRATO_MIN_DEPTH, VIBRATO_MIN_FRAMES, vibrato_depth
 from .note_level.frames import note_frame_bounds, notes_to_frames
 from .note_level.notes import Performance
 from .synthesis.ddsp.functional import midi_to_hz
@@ -69,6 +69,8 @@ PHASE_GLIDE_S = 1.0  # the oscillator phase is re-anchored by an f0 glide over t
 PHASE_REST_WEIGHT = 10.0  # the glide weighs rest frames this much more than note frames
 HOLD_S = RELEASE_S  # rests hold the previous note's pitch this long, then the next note's
 MAX_VIBRATO_SCALE = 3.0  # a sampled vibrato is scaled towards its note's asked depth by at most this factor
+VIBRATO_RATE_HZ = 5.5  # where the sampler made none, a note asked for vibrato gets one at this rate ...
+VIBRATO_ONSET_S = 0.15  # ... faded in over this long from the note's start
 
 
 def derive_seed(*parts: int) -> int:
@@ -180,8 +182,9 @@ class GeneratorRun:
             voice rendered alone can draw what it draws among others.
         vibrato_st: per voice, each note's asked vibrato depth in semitones (peak, as
             :func:`~midi_ddsp.note_level.expression.vibrato_depth` measures it): within every sampled segment,
-            a note's vibrato is scaled to that depth (by at most :data:`MAX_VIBRATO_SCALE`; a part with no
-            vibrato to scale is left as sampled). None: as sampled.
+            a note's vibrato is scaled to that depth (by at most :data:`MAX_VIBRATO_SCALE`), and a part with no
+            vibrato to scale gets one of that depth (:data:`VIBRATO_RATE_HZ`, faded in over
+            :data:`VIBRATO_ONSET_S` from the note's start). None: as sampled.
     """
 
     def __init__(self, generator: SynthesisGenerator, sample_rate: int, frame_rate: float,
@@ -390,10 +393,15 @@ class GeneratorRun:
             return dev
         measured = vibrato_depth(dev, a[k], b[k], self.fr)
         scale = np.ones(dev.size)
+        added = np.zeros(dev.size)
         for j, m, want in zip(k, measured, self.vibrato[v][k]):  # the few notes of one segment
             if m > 0:
                 scale[a[j]:b[j]] = min(max(want, 0.0) / m, MAX_VIBRATO_SCALE)
-        return rescale_vibrato_in(dev, scale, a[k], b[k], self.fr)
+            elif want > VIBRATO_MIN_DEPTH:  # nothing to scale: a vibrato in phase with the note's start
+                t = (np.arange(a[j], b[j]) + lo - s[j]) / self.fr  # seconds since the note's start
+                fade = np.clip(t / VIBRATO_ONSET_S, 0.0, 1.0)
+                added[a[j]:b[j]] = want * fade * np.sin(2 * np.pi * VIBRATO_RATE_HZ * t)
+        return rescale_vibrato_in(dev, scale, a[k], b[k], self.fr) + added
 
     def _stitch(self, v: int, i: int, d: np.ndarray) -> None:
         """Join segment ``i`` of voice ``v`` (deviation ``d`` from its start on) to the one before, then anchor

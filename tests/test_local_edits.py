@@ -292,8 +292,9 @@ def test_keep_controls_matches_notes_by_instrument_pitch_velocity_and_time():
 # ------------------------------------------------------------------------------ vibrato as asked
 def test_a_sampled_vibrato_is_scaled_to_the_asked_depth_within_each_segment(model):
     """``GeneratorRun._obey_vibrato``: a note part's 5.5 Hz vibrato of 0.1 semitones, asked for 0.2, comes
-    out at 0.2 as ``vibrato_depth`` measures it; asked for 0.5 it stops at the cap (3x); a part without
-    vibrato, and the frames outside the note, are left as sampled."""
+    out at 0.2 as ``vibrato_depth`` measures it; asked for 0.5 it stops at the cap (3x); a note sampled
+    without vibrato gets one of the asked depth (not capped), one asked for none keeps its curve, and the
+    frames outside the notes are left as sampled."""
     from midi_ddsp.generation import MAX_VIBRATO_SCALE, GeneratorRun
     from midi_ddsp.note_level.expression import vibrato_depth
 
@@ -306,10 +307,18 @@ def test_a_sampled_vibrato_is_scaled_to_the_asked_depth_within_each_segment(mode
         t = np.arange(int(3.2 * fr)) / fr
         dev = 0.05 + 0.1 * np.sin(2 * np.pi * 5.5 * t) * ((t >= 0.2) & (t < 1.4))  # vibrato on note 0 only
         out = run._obey_vibrato(0, 0, t.size, dev.copy())
-        a, b = int(0.2 * fr), int(1.4 * fr)
+        a, b, c, d = int(0.2 * fr), int(1.4 * fr), int(1.6 * fr), int(2.8 * fr)
         assert vibrato_depth(out, [a], [b], fr)[0] == pytest.approx(want, rel=0.02)
-        np.testing.assert_allclose(out[int(1.5 * fr):], dev[int(1.5 * fr):])  # note 1: nothing to scale
-        np.testing.assert_allclose(out[:a], dev[:a])  # before the note
+        assert vibrato_depth(dev, [c], [d], fr)[0] == 0  # note 1 was sampled without vibrato ...
+        assert vibrato_depth(out, [c], [d], fr)[0] == pytest.approx(asked, rel=0.05)  # ... and got the asked one
+        np.testing.assert_allclose(out[:a], dev[:a])  # outside the notes: as sampled
+        np.testing.assert_allclose(out[b:c], dev[b:c])
+    run = GeneratorRun(model.generator, model.sample_rate, fr, [perf], int(3.2 * fr), 1.0, 0.95, 0,
+                       vibrato_st=[np.array([0.2, 0.0])])
+    flat = np.full(int(3.2 * fr), 0.05)
+    out = run._obey_vibrato(0, 0, flat.size, flat.copy())
+    np.testing.assert_allclose(out[c:], flat[c:])  # note 1, asked for no vibrato: its curve as sampled
+    assert vibrato_depth(out, [a], [b], fr)[0] == pytest.approx(0.2, rel=0.05)
 
 
 def test_the_shipped_model_gives_each_note_the_vibrato_it_is_asked(trained_model):
