@@ -168,10 +168,8 @@ class MidiDDSP:
     @staticmethod
     def expression_temperature(temperature: float, expression_temperature: float | None = None) -> float:
         """The expression prior's temperature in a render: ``expression_temperature`` when given, else
-        :data:`EXPRESSION_TEMPERATURE` times the pitch sampler's ``temperature``. Sampled at 1, the prior's takes
-        now and then combine controls (a swell peaking at the very start with full attack noise) that the
-        generator turns into bursts no instrument makes; at 0.5 the takes stay varied and every instrument's
-        spectrum is nearer its own (README "The shipped model and how good it is")."""
+        :data:`EXPRESSION_TEMPERATURE` times the pitch sampler's ``temperature`` (why: README "Render a MIDI
+        file")."""
         if expression_temperature is None:
             return EXPRESSION_TEMPERATURE * limits.check_temperature(temperature)
         return limits.check_temperature(expression_temperature, "the expression temperature")
