@@ -48,7 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--speed", type=float, default=1.0, metavar="X", help="tempo factor; 2 plays twice as fast")
     r.add_argument("--temperature", type=float, default=1.0, metavar="T",
                    help="sampling temperature of the pitch model (default 1) and, at half of it, of the expression "
-                        "model; 0 = the typical performance, deterministic, with flat pitch curves (no vibrato)")
+                        "model; 0 = the typical performance, deterministic (pitch curves flat but for the vibrato the "
+                        "controls ask)")
     r.add_argument("--expression-temperature", type=float, default=None, metavar="T",
                    help="sampling temperature of the expression model alone (default: half of --temperature; "
                         "1 = as trained, more varied takes)")
