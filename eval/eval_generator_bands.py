@@ -1,9 +1,9 @@
 """Teacher-forced generator vs its training targets, per instrument: where in the spectrum it misses.
 
     python eval/eval_generator_bands.py [--generator checkpoints/generator.safetensors]
-        [--cache-dir cache/corpus48f] [--targets-dir runs/targets48f]
+        [--cache-dir cache/corpus48f] [--targets-dir runs/targets48f] [--split valid|test]
 
-On the validation clips of the feature cache, the generator runs with the true f0 and the notes' measured
+On the validation (or test) clips of the feature cache, the generator runs with the true f0 and the notes' measured
 controls (as in training) and its parameters are compared with the targets (``midi-ddsp dump-targets``):
 
 - per instrument, the mean band-envelope error (``band_db_l1`` x 100: dB per half-octave band), the
@@ -41,6 +41,7 @@ def main() -> None:
     ap.add_argument("--generator", default="checkpoints/generator.safetensors")
     ap.add_argument("--cache-dir", default="cache/corpus48f")
     ap.add_argument("--targets-dir", default="runs/targets48f")
+    ap.add_argument("--split", default="valid", choices=("valid", "test"), help="clips of this split")
     args = ap.parse_args()
 
     from midi_ddsp.instruments import INSTRUMENTS
@@ -57,7 +58,7 @@ def main() -> None:
     dm.setup("fit")
     errors, powers = defaultdict(list), defaultdict(lambda: np.zeros((4, len(OCTAVE_CENTRES_HZ))))
     with torch.inference_mode():
-        for batch in dm.val_dataloader():
+        for batch in dm._loader(args.split, shuffle=False, drop_last=False):
             inputs = GeneratorTask.inputs_from_batch(batch)
             got = gen.timbre_params(gen.conditioning(inputs), inputs, batch["true_f0_hz"], sr, 250.0)
             want = SynthParams(batch["true_f0_hz"], batch["amplitude"], batch["harmonic_distribution"],
@@ -69,7 +70,7 @@ def main() -> None:
             th, tn = octave_powers(want, sr)
             powers[inst] += np.concatenate([gh, gn, th, tn])
     db = lambda x: 10 * np.log10(np.maximum(x, 1e-30))  # noqa: E731
-    print(f"teacher-forced on validation clips of {args.cache_dir}; generator {args.generator}")
+    print(f"teacher-forced on {args.split} clips of {args.cache_dir}; generator {args.generator}")
     print(f"{'instrument':12s} clips  band dB  profile dB  params L1")
     means = []
     for i in sorted(errors):
