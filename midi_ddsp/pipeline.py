@@ -52,7 +52,7 @@ from .instruments import INSTRUMENTS, Instrument, by_name
 from .model_folder import (ANALYSIS_FILE, DEFAULT_CHECKPOINTS, GENERATOR_FILE, PERFORMANCE_FILE, TRANSFER_FILE,
                            ModelFolder, load_folder)
 from .note_level.expression import ControlNormalizer
-from .note_level.editing import keep_controls
+from .note_level.editing import keep_controls, kept_report
 from .note_level.notes import CONTROL_NAMES, NoteSequence, Performance
 from .rendering import (MIX_PEAK, TAIL_FADE_S, SynthWorker, VoiceBank, fade_out, ir_decay_s, mix_stems, peak_abs,
                         noise_excitation, tail_end, torch_threads)
@@ -197,13 +197,7 @@ class MidiDDSP:
         if keep is None:
             return performed
         performed, kept = keep_controls(performed, list(keep))
-        total = sum(len(v) for v in voices)
-        if kept == 0 and total:
-            _emit(["no note matches the earlier performance (same instrument, pitch, velocity and times within "
-                   "1 ms): every note was performed anew"])
-        elif kept < total:
-            _emit([f"{total - kept} of {total} notes performed anew; the others keep their controls from the "
-                   f"earlier performance"])
+        _emit(kept_report(kept, sum(len(v) for v in voices)))
         return performed
 
     # -------------------------------------------------------------------------- level 2: synthesis params
@@ -373,7 +367,8 @@ class MidiDDSP:
     def stream(self, source, block_size: int = 4096, instrument: str | None = None, pitch_offset: int = 0,
                speed: float = 1.0, temperature: float = 1.0, seed: int = 0, reverb: bool = True,
                impulse_response=None, top_p: float = 0.95, stems: bool = False,
-               parallel: bool | None = False, expression_temperature: float | None = None) -> Iterator[np.ndarray]:
+               parallel: bool | None = False, expression_temperature: float | None = None,
+               keep: Sequence[Performance] | None = None) -> Iterator[np.ndarray]:
         """Render ``source`` (as :meth:`render` takes it) block by block, in order, with bounded memory.
 
         Yields float32 blocks of ``block_size`` samples at :attr:`sample_rate` (the last one shorter): the mix
@@ -382,12 +377,14 @@ class MidiDDSP:
         advance, so it applies no anti-clipping gain. The tail after the last note is held back until the end
         and trimmed as :meth:`render` trims it. Working memory is about one processing window (the
         first one is short, so the first block comes soon). ``parallel`` as in :meth:`render` (off by
-        default: it limits torch to one thread while the stream is open).
+        default: it limits torch to one thread while the stream is open); ``expression_temperature`` and
+        ``keep`` as there.
         """
         if not (isinstance(block_size, int) and block_size > 0):
             raise MidiDDSPError(f"block_size must be a positive number of samples, got {block_size}")
         performances, _ = self._prepare(source, instrument, pitch_offset, speed,
-                                        self.expression_temperature(temperature, expression_temperature), seed, {})
+                                        self.expression_temperature(temperature, expression_temperature), seed, {},
+                                        keep)
         n_frames = self.n_frames_for(performances, impulse_response)
         start = self._tail_start(performances)
         fifo = _Fifo(len(performances))

@@ -487,6 +487,11 @@ def test_stream_concatenated_equals_render(model, tmp_path):
     stems = np.concatenate(stem_blocks, axis=1)
     assert stems.shape == rendered.stems.shape
     assert np.max(np.abs(stems - rendered.stems / rendered.gain)) < 1e-6
+    # the same options as render: another expression temperature, an earlier performance kept
+    other = model.render(mid, seed=3, expression_temperature=1.0, keep=rendered.performances[:1])
+    joined = np.concatenate(list(model.stream(mid, seed=3, expression_temperature=1.0, keep=rendered.performances[:1])))
+    assert np.max(np.abs(joined - other.mix / other.gain)) < 1e-6
+    assert other.performances[0] == rendered.performances[0] and other.performances[1] != rendered.performances[1]
 
 
 def test_render_without_stems_sums_the_voices_as_they_come(model, tmp_path):

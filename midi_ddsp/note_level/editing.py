@@ -75,4 +75,15 @@ def keep_controls(performances: Sequence[Performance], previous: Sequence[Perfor
     return out, kept
 
 
-__all__ = ["select_notes", "set_control", "scale_control", "map_control", "keep_controls"]
+def kept_report(kept: int, total: int) -> list[str]:
+    """The line to tell a user after :func:`keep_controls` kept ``kept`` of ``total`` notes' controls."""
+    if kept == 0 and total:
+        return ["no note matches the earlier performance (same instrument, pitch, velocity and times within 1 ms): "
+                "every note was performed anew"]
+    if kept < total:
+        return [f"{total - kept} of {total} notes performed anew; the others keep their controls from the earlier "
+                f"performance"]
+    return []
+
+
+__all__ = ["select_notes", "set_control", "scale_control", "map_control", "keep_controls", "kept_report"]
