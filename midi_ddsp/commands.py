@@ -136,14 +136,14 @@ def render(args) -> int:
         given = args.midi
     else:
         raise MidiDDSPError("give a MIDI file to render (or --performance FILE)")
-    args.kept = None
+    kept = None
     if args.keep_performance is not None:
         if args.performance is not None:
             raise MidiDDSPError("--keep-performance goes with a MIDI file; with --performance every note keeps its "
                                 "controls already: give one of them")
         from .io.performance_files import load_performances
 
-        args.kept = load_performances(args.keep_performance)
+        kept = load_performances(args.keep_performance)
     check_controller_args(args)
     source = read_source(given, instrument, args.pitch_offset, args.speed)  # bad input fails before the model loads
 
@@ -152,7 +152,7 @@ def render(args) -> int:
     startup = time.perf_counter() - t_load  # imports (torch, ...) + model load
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", MidiDDSPWarning)
-        result = render_source(model, given, source, args)
+        result = render_source(model, given, source, args, kept)
     messages += [str(w.message) for w in caught if issubclass(w.category, MidiDDSPWarning)]
     _warn_lines(messages)
 

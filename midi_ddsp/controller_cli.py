@@ -48,7 +48,7 @@ def check_controller_args(args) -> None:
         check_sampler(args.fallback_soundfont)
 
 
-def render_source(model, given, source, args):
+def render_source(model, given, source, args, keep=None):
     """Render for the command: a MIDI path (``given``) through
     :func:`~midi_ddsp.controller_render.render_midi` (controllers, exported performances, the fallback),
     anything else (the already read ``source``: a performance file) through ``model.render`` as before.
@@ -58,11 +58,12 @@ def render_source(model, given, source, args):
         model: the loaded MidiDDSP; given: the path the user gave; source: what
             :func:`midi_ddsp.sources.read_source` read from it (instrument, pitch offset and speed applied).
         args: the render namespace (``instrument``, ``pitch_offset``, ``speed``, ``temperature``, ``seed``,
-            ``dry``, ``sample_rate`` and the options of :func:`add_controller_args`).
+            ``dry``, ``sample_rate``, ``expression_temperature`` and the options of :func:`add_controller_args`).
+        keep: the performances of ``--keep-performance`` (their notes keep their controls), or None.
     """
-    keep = getattr(args, "export_midi", None) is not None
-    common = dict(temperature=args.temperature, seed=args.seed, reverb=not args.dry, keep_params=keep,
-                  progress=None, sample_rate=getattr(args, "sample_rate", None), keep=getattr(args, "kept", None),
+    params = getattr(args, "export_midi", None) is not None
+    common = dict(temperature=args.temperature, seed=args.seed, reverb=not args.dry, keep_params=params,
+                  progress=None, sample_rate=getattr(args, "sample_rate", None), keep=keep,
                   expression_temperature=getattr(args, "expression_temperature", None))
     if isinstance(given, (str, Path)) and Path(given).suffix.lower() not in (".csv", ".json"):
         from midi_ddsp.controller_render import render_midi

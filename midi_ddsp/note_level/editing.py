@@ -57,18 +57,16 @@ def keep_controls(performances: Sequence[Performance], previous: Sequence[Perfor
     Returns:
         (the performances with the kept controls, the number of notes that kept theirs).
     """
-    pool: dict[tuple, list[np.ndarray]] = {}
+    pool: dict[tuple, np.ndarray] = {}  # any voice's: the first note with that key
     for prev in previous:
         for key, c in zip(_note_keys(prev, resolution_s), prev.controls):
-            pool.setdefault(key, []).append(c)
+            pool.setdefault(key, c)
     out, kept = [], 0
     for v, perf in enumerate(performances):
         own = dict(zip(_note_keys(previous[v], resolution_s), previous[v].controls)) if v < len(previous) else {}
         controls = np.array(perf.controls)
         for i, key in enumerate(_note_keys(perf, resolution_s)):  # per note: a dictionary lookup
-            found = own.get(key)
-            if found is None and pool.get(key):
-                found = pool[key][0]
+            found = own.get(key, pool.get(key))
             if found is not None:
                 controls[i], kept = found, kept + 1
         out.append(perf.with_controls(controls))

@@ -243,8 +243,8 @@ def _recurrence_chunk(radians: Tensor, n_aud: int, amps: Tensor, f0: Tensor, w_l
 
     ``amps [B, c + 1, H]`` and ``f0 [B, c + 1]`` (Hz) the frames of the chunk's ``c`` intervals and the next;
     ``w_lin [hop]`` the samples' positions between two frames, ``w_amp [hop]`` their amplitude crossfade
-    weights. The sines stay ``[B, h, T]`` (rows of samples)
-    and each interval's left/right frame amplitudes are applied by one batched matmul.
+    weights. The sines stay ``[B, h, T]`` (rows of samples) and each interval's left/right frame amplitudes
+    are applied by one batched matmul.
 
     The anti-alias gain is 1 in an interval whose harmonic stays under the fade and 0 in one that stays at or
     above Nyquist, so it is computed per sample only for the (interval, harmonic) pairs that touch the fade
